@@ -1,0 +1,605 @@
+"""Stateless forward and backward functions, each beside its plain-loop twin.
+
+Every operation comes in two versions with the same signature:
+
+* the fast one (``conv2d``, ``maxpool2d``, ...) works on whole batches with NumPy
+  array operations and matrix products: it has no Python loop over images, pixels
+  or channels (at most a loop over the few offsets inside a kernel window);
+* the ``*_naive`` one is a plain loop whose indices follow the book's equations.
+  It is slow, obviously correct, and the tests compare the two.
+
+Conventions (the book's and PyTorch's): images are ``(N, C, H, W)``, convolution
+weights ``(F, C, KH, KW)`` with biases ``(F,)``, dense weights ``(D, M)`` so that
+``y = x @ w + b``, logits ``(N, K)`` and labels integers ``(N,)``.
+``stride`` and ``padding`` accept an int or a pair ``(vertical, horizontal)``.
+
+"Convolution" here is, as in every deep-learning library, a cross-correlation:
+the kernel is not flipped (the book's chapter on convolution versus
+cross-correlation explains why that does not matter for learning).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "conv_output_size",
+    "dense", "dense_backward", "dense_naive", "dense_backward_naive",
+    "conv2d", "conv2d_backward", "conv2d_naive", "conv2d_backward_naive",
+    "maxpool2d", "maxpool2d_backward", "maxpool2d_naive", "maxpool2d_backward_naive",
+    "avgpool2d", "avgpool2d_backward", "avgpool2d_naive", "avgpool2d_backward_naive",
+    "relu", "relu_backward", "relu_naive", "relu_backward_naive",
+    "sigmoid", "sigmoid_backward", "sigmoid_naive", "sigmoid_backward_naive",
+    "arctan", "arctan_backward", "arctan_naive", "arctan_backward_naive",
+    "softmax", "softmax_naive", "log_softmax", "log_softmax_naive",
+    "nll_loss", "nll_loss_naive", "cross_entropy", "cross_entropy_backward",
+    "cross_entropy_naive", "cross_entropy_backward_naive",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+def _pair(value, name):
+    """Return ``(v, v)`` for an int, the pair itself for a pair of non-negative ints."""
+    if isinstance(value, (int, np.integer)):
+        pair = (int(value), int(value))
+    else:
+        try:
+            pair = tuple(int(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        if len(pair) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def conv_output_size(n, kernel_size, stride=1, padding=0, dilation=1):
+    """Output length of a convolution or pooling along one axis.
+
+    ``n_out = floor((n + 2 p - d (k - 1) - 1) / s) + 1``, which for ``d = 1`` is the
+    book's ``n_out = floor((n + 2p - k) / s) + 1``.
+
+    Raises ``ValueError`` with the reason when the combination is impossible
+    (a kernel larger than the padded input, a stride below 1, ...).
+    """
+    n, k, s, p, d = (int(v) for v in (n, kernel_size, stride, padding, dilation))
+    if n < 1:
+        raise ValueError(f"input size must be at least 1, got {n}")
+    if k < 1:
+        raise ValueError(f"kernel size must be at least 1, got {k}")
+    if s < 1:
+        raise ValueError(f"stride must be at least 1, got {s}")
+    if p < 0:
+        raise ValueError(f"padding must be non-negative, got {p}")
+    if d < 1:
+        raise ValueError(f"dilation must be at least 1, got {d}")
+    span = d * (k - 1) + 1
+    if span > n + 2 * p:
+        raise ValueError(
+            f"kernel of size {k}" + (f" (dilation {d}, span {span})" if d > 1 else "")
+            + f" does not fit in the input of size {n} padded by {p} on each side ({n + 2 * p})"
+        )
+    return (n + 2 * p - span) // s + 1
+
+
+def _check_conv_args(x, w, b, stride, padding):
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"conv2d expects w of shape (F, C, KH, KW), got shape {w.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w has shape {w.shape})"
+        )
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"b must have shape ({w.shape[0]},) to match w {w.shape}, got {b.shape}")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    H_out = conv_output_size(x.shape[2], w.shape[2], sh, ph)
+    W_out = conv_output_size(x.shape[3], w.shape[3], sw, pw)
+    return sh, sw, ph, pw, H_out, W_out
+
+
+def _pad(x, ph, pw):
+    """Zero-pad the two spatial axes of ``x (N, C, H, W)``."""
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+# --------------------------------------------------------------------------- dense
+def dense(x, w, b):
+    """Fully connected layer, eq. (1): ``y = x w + b``.
+
+    Shapes: ``x (N, D)``, ``w (D, M)``, ``b (M,)`` -> ``y (N, M)``.
+    """
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise ValueError(f"dense expects x (N, D) and w (D, M), got x {x.shape} and w {w.shape}")
+    return x @ w + b
+
+
+def dense_backward(dy, x, w):
+    """Gradients of :func:`dense`: ``dx = dy w^T``, ``dw = x^T dy``, ``db = sum_n dy``.
+
+    Shapes: ``dy (N, M)``, ``x (N, D)``, ``w (D, M)`` -> ``dx (N, D), dw (D, M), db (M,)``.
+    """
+    return dy @ w.T, x.T @ dy, dy.sum(axis=0)
+
+
+def dense_naive(x, w, b):
+    """Loop version of :func:`dense`: ``y[n, m] = b[m] + sum_d x[n, d] w[d, m]``."""
+    N, D = x.shape
+    M = w.shape[1]
+    y = np.zeros((N, M), dtype=np.result_type(x, w))
+    for n in range(N):
+        for m in range(M):
+            total = b[m]
+            for d in range(D):
+                total += x[n, d] * w[d, m]
+            y[n, m] = total
+    return y
+
+
+def dense_backward_naive(dy, x, w):
+    """Loop version of :func:`dense_backward`, one term of the chain rule at a time."""
+    N, D = x.shape
+    M = w.shape[1]
+    dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros(M, dtype=dy.dtype)
+    for n in range(N):
+        for m in range(M):
+            db[m] += dy[n, m]
+            for d in range(D):
+                dx[n, d] += dy[n, m] * w[d, m]
+                dw[d, m] += x[n, d] * dy[n, m]
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- conv2d
+def _conv2d_forward(x, w, b, stride=1, padding=0):
+    """Fast cross-correlation; returns ``(y, cols)`` where ``cols`` is reused by backward.
+
+    The input is unrolled along the kernel *width* only (5x the input instead of
+    25x for a 5x5 kernel): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
+    For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` form a
+    ``(C*KW, H_out*W_out)`` matrix per image (a view when ``sh == 1``), and one
+    batched matrix product with ``w[:, :, kh, :]`` adds that row's contribution.
+    """
+    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
+    win = sliding_window_view(xp, KW, axis=3)[:, :, :, : (W_out - 1) * sw + 1 : sw]  # (N, C, Hp, W_out, KW)
+    cols = np.ascontiguousarray(win.transpose(0, 1, 4, 2, 3))               # (N, C, KW, Hp, W_out)
+    y = None
+    for kh in range(KH):
+        rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]           # (N, C, KW, H_out, W_out)
+        rows = rows.reshape(N, C * KW, H_out * W_out)                       # a view when sh == 1
+        wk = w[:, :, kh, :].reshape(F, C * KW)                              # (F, C*KW)
+        part = np.matmul(wk, rows)                                          # (N, F, H_out*W_out)
+        y = part if y is None else np.add(y, part, out=y)
+    y = y.reshape(N, F, H_out, W_out)
+    if b is not None:
+        y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
+    return y, cols
+
+
+def _conv2d_backward(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True):
+    """Backward of :func:`_conv2d_forward` from its saved ``cols``.
+
+    ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
+    kernel row ``kh`` saw. ``dx`` is the *full convolution* of ``dy`` with ``w``: ``dy``
+    dilated by the stride (``s - 1`` zeros between entries), padded by ``K - 1``, then
+    cross-correlated with the kernel flipped in both axes and with the roles of input
+    and output channels swapped.
+    """
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    H_out, W_out = dy.shape[2], dy.shape[3]
+    dy3 = dy.reshape(N, F, H_out * W_out)                                   # (N, F, H_out*W_out)
+    db = dy.sum(axis=(0, 2, 3))                                             # (F,)
+    dw = np.empty(w.shape, dtype=np.result_type(dy, cols))
+    for kh in range(KH):
+        rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
+        rows = rows.reshape(N, C * KW, H_out * W_out)                       # (N, C*KW, H_out*W_out)
+        # dL/dw[f, c, kh, kw] = sum_{n,i,j} dy[n, f, i, j] xp[n, c, i*sh + kh, j*sw + kw]
+        dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
+    if not need_dx:
+        return None, dw, db
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    # Rows/columns of the padded input that no window reached get no gradient: pad the
+    # far side of dy by that remainder so the full convolution has the padded size.
+    rh, rw = (Hp - KH) % sh, (Wp - KW) % sw
+    dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
+    dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
+    dxp, _ = _conv2d_forward(dyp, w_flip, None)                             # (N, C, Hp, Wp)
+    dx = dxp[:, :, ph : ph + H, pw : pw + W]
+    return (np.ascontiguousarray(dx) if (ph or pw) else dx), dw, db
+
+
+def conv2d(x, w, b, stride=1, padding=0):
+    """2-D cross-correlation of a batch with a bank of filters (eq. 17 and 18).
+
+    ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i*s + u, j*s + v]``
+    where ``xp`` is ``x`` zero-padded by ``padding`` on each side.
+
+    Shapes
+    ------
+    x : (N, C, H, W)
+    w : (F, C, KH, KW)
+    b : (F,)
+    y : (N, F, H_out, W_out), ``H_out = (H + 2*ph - KH) // sh + 1`` (same for W)
+    """
+    return _conv2d_forward(x, w, b, stride, padding)[0]
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
+    """Gradients of :func:`conv2d` with respect to ``x``, ``w`` and ``b``.
+
+    * ``dw`` is the cross-correlation of the (padded) input with ``dy``;
+    * ``dx`` is the *full convolution* of ``dy`` with the kernel (each output
+      gradient is sent back, weighted by ``w``, to the inputs that produced it);
+    * ``db`` is the sum of ``dy`` over the batch and the positions.
+
+    With ``need_dx=False`` (the first layer of a network) ``dx`` is ``None``.
+
+    Shapes
+    ------
+    dy : (N, F, H_out, W_out) ; x : (N, C, H, W) ; w : (F, C, KH, KW)
+    returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,)
+    """
+    _, cols = _conv2d_forward(x, w, None, stride, padding)
+    return _conv2d_backward(dy, cols, x.shape, w, stride, padding, need_dx)
+
+
+def conv2d_naive(x, w, b, stride=1, padding=0):
+    """Loop version of :func:`conv2d`, indices as in eq. (9), (17) and (18).
+
+    For every image ``n``, filter ``f`` and output position ``(i, j)`` the
+    Hadamard product (eq. 6) of the filter with the window of the padded input
+    that starts at ``(i*sh, j*sw)`` is summed, and the bias added.
+    """
+    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
+    N = x.shape[0]
+    F, C, KH, KW = w.shape
+    xp = _pad(x, ph, pw)
+    y = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]  # (C, KH, KW)
+                    y[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return y
+
+
+def conv2d_backward_naive(dy, x, w, stride=1, padding=0, need_dx=True):
+    """Loop version of :func:`conv2d_backward`: each output ``y[n, f, i, j]``
+    sends ``dy[n, f, i, j]`` back to the bias, to the filter (times the window) and
+    to the window (times the filter)."""
+    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, None, stride, padding)
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    xp = _pad(x, ph, pw)
+    dxp, dw, db = np.zeros(xp.shape, dy.dtype), np.zeros(w.shape, dy.dtype), np.zeros(F, dy.dtype)
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                for j in range(W_out):
+                    g = dy[n, f, i, j]
+                    db[f] += g
+                    dw[f] += g * xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]
+                    dxp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW] += g * w[f]
+    dx = dxp[:, :, ph : ph + H, pw : pw + W].copy() if need_dx else None
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- pooling
+def _check_pool_args(x, kernel_size, stride):
+    if x.ndim != 4:
+        raise ValueError(f"pooling expects x of shape (N, C, H, W), got shape {x.shape}")
+    (KH, KW) = _pair(kernel_size, "kernel_size")
+    (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
+    H_out = conv_output_size(x.shape[2], KH, sh)
+    W_out = conv_output_size(x.shape[3], KW, sw)
+    return KH, KW, sh, sw, H_out, W_out
+
+
+def _window_slices(KH, KW, sh, sw, H_out, W_out):
+    """For every offset ``(u, v)`` inside the window, the slices of the input that it
+    visits: ``x[..., u + i*sh, v + j*sw]`` for all output positions ``(i, j)``."""
+    for u in range(KH):
+        for v in range(KW):
+            yield (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
+
+
+def maxpool2d(x, kernel_size=2, stride=2):
+    """Max pooling: ``y[n, c, i, j] = max_{u, v} x[n, c, i*sh + u, j*sw + v]``.
+
+    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, ``H_out = (H - KH) // sh + 1``.
+    Rows or columns that no window reaches are ignored (as in PyTorch).
+    """
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    y = None
+    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+        y = x[sl].copy() if y is None else np.maximum(y, x[sl], out=y)
+    return y
+
+
+def _maxpool2d_backward(dy, x, y, kernel_size, stride):
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    dx = np.zeros_like(x, dtype=dy.dtype)
+    routed = np.zeros(y.shape, dtype=bool)   # windows whose gradient has gone to their arg-max
+    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+        first = (x[sl] == y) & ~routed          # the first maximum in row-major order wins a tie
+        routed |= first
+        dx[sl] += dy * first
+    return dx
+
+
+def maxpool2d_backward(dy, x, kernel_size=2, stride=2):
+    """Gradient of :func:`maxpool2d`: each ``dy[n, c, i, j]`` goes to the arg-max of its
+    window; on a tie, to the first maximum in row-major order (as the loop version
+    and PyTorch do). Overlapping windows add up.
+
+    Shapes: ``dy (N, C, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dx (N, C, H, W)``.
+    """
+    return _maxpool2d_backward(dy, x, maxpool2d(x, kernel_size, stride), kernel_size, stride)
+
+
+def maxpool2d_naive(x, kernel_size=2, stride=2):
+    """Loop version of :func:`maxpool2d`."""
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    y[n, c, i, j] = np.max(x[n, c, i * sh : i * sh + KH, j * sw : j * sw + KW])
+    return y
+
+
+def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=2):
+    """Loop version of :func:`maxpool2d_backward` (``np.argmax`` returns the first maximum)."""
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    dx = np.zeros_like(x, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[n, c, i * sh : i * sh + KH, j * sw : j * sw + KW]
+                    u, v = np.unravel_index(np.argmax(window), window.shape)
+                    dx[n, c, i * sh + u, j * sw + v] += dy[n, c, i, j]
+    return dx
+
+
+def avgpool2d(x, kernel_size=2, stride=2):
+    """Average pooling: ``y[n, c, i, j] = mean_{u, v} x[n, c, i*sh + u, j*sw + v]``.
+
+    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``.
+    """
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    y = None
+    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+        y = x[sl].copy() if y is None else np.add(y, x[sl], out=y)
+    return y / np.asarray(KH * KW, dtype=x.dtype)
+
+
+def avgpool2d_backward(dy, x, kernel_size=2, stride=2):
+    """Gradient of :func:`avgpool2d`: each ``dy`` is spread evenly over its window.
+
+    Shapes: ``dy (N, C, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dx (N, C, H, W)``.
+    """
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    dx = np.zeros_like(x, dtype=dy.dtype)
+    share = dy / np.asarray(KH * KW, dtype=dy.dtype)
+    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+        dx[sl] += share
+    return dx
+
+
+def avgpool2d_naive(x, kernel_size=2, stride=2):
+    """Loop version of :func:`avgpool2d`."""
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    y[n, c, i, j] = np.mean(x[n, c, i * sh : i * sh + KH, j * sw : j * sw + KW])
+    return y
+
+
+def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=2):
+    """Loop version of :func:`avgpool2d_backward`."""
+    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    dx = np.zeros_like(x, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    dx[n, c, i * sh : i * sh + KH, j * sw : j * sw + KW] += dy[n, c, i, j] / (KH * KW)
+    return dx
+
+
+# --------------------------------------------------------------------------- activations
+def relu(x):
+    """ReLU: ``max(0, x)``, element-wise. Any shape."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dy, x):
+    """Gradient of :func:`relu`: ``dy`` where ``x > 0``, else 0 (the derivative at 0 is taken as 0)."""
+    return dy * (x > 0)
+
+
+def sigmoid(x):
+    """Logistic sigmoid, eq. (3): ``1 / (1 + exp(-x))``, computed without overflow."""
+    e = np.exp(-np.abs(x))               # never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(dy, x):
+    """Gradient of :func:`sigmoid`: ``dy * s (1 - s)`` with ``s = sigmoid(x)``."""
+    s = sigmoid(x)
+    return dy * s * (1 - s)
+
+
+def arctan(x):
+    """Arctangent activation, element-wise (range ``(-pi/2, pi/2)``)."""
+    return np.arctan(x)
+
+
+def arctan_backward(dy, x):
+    """Gradient of :func:`arctan`: ``dy / (1 + x^2)``."""
+    return dy / (1 + x * x)
+
+
+def _elementwise_naive(f, *arrays):
+    out = np.empty(arrays[0].shape, dtype=np.result_type(*arrays, np.float32))
+    flats = [a.reshape(-1) for a in arrays]
+    flat_out = out.reshape(-1)
+    for k in range(flat_out.size):
+        flat_out[k] = f(*(a[k] for a in flats))
+    return out
+
+
+def relu_naive(x):
+    """Loop version of :func:`relu`."""
+    return _elementwise_naive(lambda v: v if v > 0 else 0.0, x)
+
+
+def relu_backward_naive(dy, x):
+    """Loop version of :func:`relu_backward`."""
+    return _elementwise_naive(lambda g, v: g if v > 0 else 0.0, dy, x)
+
+
+def sigmoid_naive(x):
+    """Loop version of :func:`sigmoid`, eq. (3), with the same guard against overflow."""
+    import math
+
+    def s(v):
+        return 1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+    return _elementwise_naive(s, x)
+
+
+def sigmoid_backward_naive(dy, x):
+    """Loop version of :func:`sigmoid_backward`."""
+    s = sigmoid_naive(x)
+    return _elementwise_naive(lambda g, v: g * v * (1 - v), dy, s)
+
+
+def arctan_naive(x):
+    """Loop version of :func:`arctan`."""
+    import math
+    return _elementwise_naive(math.atan, x)
+
+
+def arctan_backward_naive(dy, x):
+    """Loop version of :func:`arctan_backward`."""
+    return _elementwise_naive(lambda g, v: g / (1 + v * v), dy, x)
+
+
+# --------------------------------------------------------------------------- softmax and losses
+def log_softmax(z, axis=-1):
+    """``log softmax(z)``, stably: ``z - max(z) - log(sum(exp(z - max(z))))``."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(z, axis=-1):
+    """Softmax, eq. (4): ``exp(z_k) / sum_j exp(z_j)``, shifted by the max so that
+    logits of any size give finite probabilities that sum to one."""
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_naive(z):
+    """Loop version of :func:`softmax` over the last axis of ``z (N, K)``."""
+    import math
+    N, K = z.shape
+    p = np.zeros(z.shape, dtype=np.result_type(z, np.float32))
+    for n in range(N):
+        m = max(z[n, k] for k in range(K))
+        total = sum(math.exp(z[n, k] - m) for k in range(K))
+        for k in range(K):
+            p[n, k] = math.exp(z[n, k] - m) / total
+    return p
+
+
+def log_softmax_naive(z):
+    """Loop version of :func:`log_softmax` over the last axis of ``z (N, K)``."""
+    import math
+    N, K = z.shape
+    out = np.zeros(z.shape, dtype=np.result_type(z, np.float32))
+    for n in range(N):
+        m = max(z[n, k] for k in range(K))
+        lse = m + math.log(sum(math.exp(z[n, k] - m) for k in range(K)))
+        for k in range(K):
+            out[n, k] = z[n, k] - lse
+    return out
+
+
+def _check_labels(logits, y):
+    y = np.asarray(y)
+    if logits.ndim != 2:
+        raise ValueError(f"expected logits of shape (N, K), got shape {logits.shape}")
+    if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"expected integer labels of shape ({logits.shape[0]},), got {y.dtype} {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in 0..{logits.shape[1] - 1}, got {y.min()}..{y.max()}")
+    return y
+
+
+def nll_loss(log_probs, y):
+    """Negative log-likelihood, eq. (5), averaged over the batch:
+    ``-(1/N) sum_n log p[n, y_n]``. Shapes: ``log_probs (N, K)``, ``y (N,)`` -> scalar."""
+    y = _check_labels(log_probs, y)
+    return -log_probs[np.arange(len(y)), y].mean()
+
+
+def nll_loss_naive(log_probs, y):
+    """Loop version of :func:`nll_loss`."""
+    total = 0.0
+    for n in range(len(y)):
+        total -= log_probs[n, y[n]]
+    return total / len(y)
+
+
+def cross_entropy(logits, y):
+    """Softmax followed by the negative log-likelihood, mean over the batch, computed
+    from the logits through :func:`log_softmax` (never ``log`` of a probability).
+
+    Shapes: ``logits (N, K)``, ``y (N,)`` integer labels -> scalar.
+    """
+    return nll_loss(log_softmax(logits), y)
+
+
+def cross_entropy_backward(logits, y):
+    """Gradient of :func:`cross_entropy` with respect to the logits: ``(p - onehot(y)) / N``.
+
+    Shapes: ``logits (N, K)``, ``y (N,)`` -> ``dlogits (N, K)``.
+    """
+    y = _check_labels(logits, y)
+    d = softmax(logits)
+    d[np.arange(len(y)), y] -= 1
+    return d / np.asarray(len(y), dtype=d.dtype)
+
+
+def cross_entropy_naive(logits, y):
+    """Loop version of :func:`cross_entropy`."""
+    return nll_loss_naive(log_softmax_naive(logits), y)
+
+
+def cross_entropy_backward_naive(logits, y):
+    """Loop version of :func:`cross_entropy_backward`: ``p[n, k] - [k == y_n]``, over ``N``."""
+    p = softmax_naive(logits)
+    N, K = logits.shape
+    for n in range(N):
+        for k in range(K):
+            p[n, k] = (p[n, k] - (1.0 if k == y[n] else 0.0)) / N
+    return p

@@ -1,0 +1,236 @@
+"""Layers: parameters and the cache that backward needs, around :mod:`cnn_lib.functional`.
+
+The contract every layer follows::
+
+    params: dict[str, np.ndarray]   # e.g. {"w": ..., "b": ...}
+    grads:  dict[str, np.ndarray]   # same keys and shapes, written by backward
+    forward(x, train=True) -> y      # with train=True keeps what backward needs
+    backward(dy, need_dx=True) -> dx # fills self.grads; dx is None when need_dx=False
+
+``backward`` never changes its inputs in place. The math lives in ``functional``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+
+__all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Arctan", "Flatten"]
+
+
+def _rng(rng):
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class Layer:
+    """Base class: a layer without parameters passes the gradient through."""
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def forward(self, x, train=True):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def _saved(self):
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward called before forward(x, train=True)"
+            )
+        return self._cache
+
+    def output_shape(self, input_shape):
+        """Shape of the output for an input of shape ``input_shape`` (without the batch axis)."""
+        return input_shape
+
+    def num_params(self):
+        return sum(p.size for p in self.params.values())
+
+    def __call__(self, x, train=True):
+        return self.forward(x, train)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = x w + b`` (eq. 1).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy Generator or int seed, for the He-normal initialisation
+        ``w ~ N(0, 2 / in_features)``; ``b = 0``.
+
+    Shapes
+    ------
+    x (N, in_features) -> y (N, out_features); w (in_features, out_features), b (out_features,)
+    """
+
+    def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        scale = np.sqrt(2.0 / self.in_features)
+        self.params["w"] = (_rng(rng).standard_normal((self.in_features, self.out_features)) * scale).astype(dtype)
+        self.params["b"] = np.zeros(self.out_features, dtype=dtype)
+
+    def forward(self, x, train=True):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}")
+        self._cache = x if train else None
+        return F.dense(x, self.params["w"], self.params["b"])
+
+    def backward(self, dy, need_dx=True):
+        x = self._saved()
+        dx, self.grads["w"], self.grads["b"] = F.dense_backward(dy, x, self.params["w"])
+        return dx if need_dx else None
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def __repr__(self):
+        return f"Dense({self.in_features}, {self.out_features})"
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation) with ``out_channels`` filters.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, padding : int or pair
+    rng : numpy Generator or int seed, for the He-normal initialisation
+        ``w ~ N(0, 2 / (in_channels * KH * KW))``; ``b = 0``.
+
+    Shapes
+    ------
+    x (N, C, H, W) -> y (N, F, H_out, W_out); w (F, C, KH, KW), b (F,)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        KH, KW = F._pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = (KH, KW), F._pair(stride, "stride"), F._pair(padding, "padding")
+        fan_in = self.in_channels * KH * KW
+        w = _rng(rng).standard_normal((self.out_channels, self.in_channels, KH, KW)) * np.sqrt(2.0 / fan_in)
+        self.params["w"] = w.astype(dtype)
+        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+
+    def forward(self, x, train=True):
+        y, cols = F._conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
+        self._cache = (x.shape, cols) if train else None
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x_shape, cols = self._saved()
+        dx, self.grads["w"], self.grads["b"] = F._conv2d_backward(
+            dy, cols, x_shape, self.params["w"], self.stride, self.padding, need_dx)
+        return dx
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        if C != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {C}")
+        return (self.out_channels,
+                F.conv_output_size(H, self.kernel_size[0], self.stride[0], self.padding[0]),
+                F.conv_output_size(W, self.kernel_size[1], self.stride[1], self.padding[1]))
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v[0] if v[0] == v[1] else v}" for k, v, d in
+                        (("stride", self.stride, 1), ("padding", self.padding, 0)) if v != (d, d))
+        k = self.kernel_size
+        return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={k[0] if k[0] == k[1] else k}{extra})"
+
+
+class _Pool(Layer):
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride = F._pair(self.kernel_size if stride is None else stride, "stride")
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        return (C, F.conv_output_size(H, self.kernel_size[0], self.stride[0]),
+                F.conv_output_size(W, self.kernel_size[1], self.stride[1]))
+
+    def __repr__(self):
+        k, s = self.kernel_size, self.stride
+        return f"{type(self).__name__}(kernel_size={k[0] if k[0] == k[1] else k}, stride={s[0] if s[0] == s[1] else s})"
+
+
+class MaxPool2D(_Pool):
+    """Max pooling over ``kernel_size`` windows moved by ``stride`` (default: the window size).
+
+    Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out).
+    """
+
+    def forward(self, x, train=True):
+        y = F.maxpool2d(x, self.kernel_size, self.stride)
+        self._cache = (x, y) if train else None
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x, y = self._saved()
+        return F._maxpool2d_backward(dy, x, y, self.kernel_size, self.stride) if need_dx else None
+
+
+class AvgPool2D(_Pool):
+    """Average pooling over ``kernel_size`` windows moved by ``stride`` (default: the window size).
+
+    Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out).
+    """
+
+    def forward(self, x, train=True):
+        self._cache = x if train else None
+        return F.avgpool2d(x, self.kernel_size, self.stride)
+
+    def backward(self, dy, need_dx=True):
+        x = self._saved()
+        return F.avgpool2d_backward(dy, x, self.kernel_size, self.stride) if need_dx else None
+
+
+class _Activation(Layer):
+    _f = _df = None
+
+    def forward(self, x, train=True):
+        self._cache = x if train else None
+        return type(self)._f(x)
+
+    def backward(self, dy, need_dx=True):
+        return type(self)._df(dy, self._saved()) if need_dx else None
+
+
+class ReLU(_Activation):
+    """``max(0, x)`` element-wise. Any shape."""
+    _f, _df = F.relu, F.relu_backward
+
+
+class Sigmoid(_Activation):
+    """Logistic sigmoid element-wise (eq. 3). Any shape."""
+    _f, _df = F.sigmoid, F.sigmoid_backward
+
+
+class Arctan(_Activation):
+    """Arctangent element-wise. Any shape."""
+    _f, _df = F.arctan, F.arctan_backward
+
+
+class Flatten(Layer):
+    """Flattens everything but the batch axis, in C order: (N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x, train=True):
+        self._cache = x.shape if train else None
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._saved()) if need_dx else None
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)

@@ -1,0 +1,167 @@
+"""``Sequential``: a stack of layers with one forward pass for training and prediction,
+named parameters (``conv1.w``), and weights saved to ``.npz`` (never pickle)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+
+import numpy as np
+
+from . import functional as F
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+
+__all__ = ["Sequential", "seed_network"]
+
+_PREFIX = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "pool", "AvgPool2D": "pool", "ReLU": "relu",
+           "Sigmoid": "sigmoid", "Arctan": "arctan", "Flatten": "flatten"}
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    ``Sequential(Conv2D(1, 8, 5), ReLU(), ...)`` names the layers ``conv1, relu1, ...``
+    by type and rank; pass ``(name, layer)`` pairs to choose the names. Parameters are
+    addressed as ``"<layer>.<param>"``, e.g. ``"conv1.w"``.
+    """
+
+    def __init__(self, *layers):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)) and not isinstance(layers[0], Layer):
+            layers = tuple(layers[0])
+        self.layers: OrderedDict[str, Layer] = OrderedDict()
+        counts: dict[str, int] = {}
+        for item in layers:
+            name, layer = item if isinstance(item, tuple) else (None, item)
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes Layer objects, got {type(layer).__name__}")
+            if name is None:
+                prefix = _PREFIX.get(type(layer).__name__, type(layer).__name__.lower())
+                counts[prefix] = counts.get(prefix, 0) + 1
+                name = f"{prefix}{counts[prefix]}"
+            if name in self.layers or "." in name:
+                raise ValueError(f"layer name {name!r} is repeated or contains a dot")
+            self.layers[name] = layer
+
+    # ------------------------------------------------------------------ passes
+    def forward(self, x, train=True):
+        """Logits for a batch. With ``train=True`` every layer keeps what backward needs."""
+        for layer in self.layers.values():
+            x = layer.forward(x, train)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy, need_dx=False):
+        """Back-propagates ``dy = dL/dlogits`` through every layer, filling their ``grads``.
+        Returns ``dL/dx`` for the input when ``need_dx`` (else ``None``: the first
+        layer then skips that work)."""
+        layers = list(self.layers.values())
+        for k in range(len(layers) - 1, -1, -1):
+            dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
+        return dy
+
+    def predict_proba(self, x, batch_size=1000):
+        """Class probabilities, computed ``batch_size`` images at a time (bounded memory)."""
+        return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
+                               for i in range(0, len(x), batch_size)])
+
+    def predict(self, x, batch_size=1000):
+        """Predicted classes ``(N,)``, computed ``batch_size`` images at a time."""
+        return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
+                               for i in range(0, len(x), batch_size)])
+
+    # ------------------------------------------------------------------ parameters
+    def params(self):
+        """Ordered ``name -> array`` of the live parameters (an optimizer updates them in place)."""
+        return OrderedDict((f"{ln}.{pn}", p) for ln, layer in self.layers.items() for pn, p in layer.params.items())
+
+    def grads(self):
+        """Ordered ``name -> gradient`` as left by the last :meth:`backward`."""
+        out = OrderedDict()
+        for ln, layer in self.layers.items():
+            for pn in layer.params:
+                if pn not in layer.grads:
+                    raise RuntimeError(f"no gradient for {ln}.{pn}: call backward first")
+                out[f"{ln}.{pn}"] = layer.grads[pn]
+        return out
+
+    def num_params(self):
+        return sum(layer.num_params() for layer in self.layers.values())
+
+    def state_dict(self):
+        """Ordered ``name -> copy of the array``, e.g. ``conv1.w``."""
+        return OrderedDict((k, v.copy()) for k, v in self.params().items())
+
+    def load_state_dict(self, state):
+        """Copies arrays into the parameters; names and shapes must match exactly."""
+        own = self.params()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
+        for k, p in own.items():
+            v = np.asarray(state[k])
+            if v.shape != p.shape:
+                raise ValueError(f"{k}: expected shape {p.shape}, got {v.shape}")
+            p[...] = v
+        return self
+
+    def save(self, path):
+        """Writes the parameters to ``path`` (``.npz``), atomically: a temporary file in
+        the same folder is renamed only when complete."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    def load(self, path):
+        """Loads parameters saved by :meth:`save` (no pickle: ``allow_pickle=False``)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no weights file at {path}") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path} is not a weights file saved by cnn_lib (.npz): {e}") from None
+        return self.load_state_dict(state)
+
+    # ------------------------------------------------------------------ display
+    def summary(self, input_shape=(1, 28, 28)):
+        """Rows ``(name, layer, output shape, parameter count)`` for an input shape (no batch axis)."""
+        rows, shape = [], tuple(input_shape)
+        for name, layer in self.layers.items():
+            shape = layer.output_shape(shape)
+            rows.append((name, repr(layer), shape, layer.num_params()))
+        return rows
+
+    def __repr__(self):
+        body = "\n".join(f"  ({n}): {layer!r}" for n, layer in self.layers.items())
+        return f"Sequential(\n{body}\n)"
+
+
+def seed_network(seed=0, dtype=np.float32):
+    """The seed report's network for MNIST (its Figure 5), He-initialised from ``seed``.
+
+    conv 8@5x5 + ReLU -> conv 8@5x5 + ReLU -> max-pool 2x2 stride 2 -> flatten (800)
+    -> dense 128 + ReLU -> dense 10 (logits; softmax is applied by the loss).
+
+    Shapes: x (N, 1, 28, 28) -> (N, 8, 24, 24) -> (N, 8, 20, 20) -> (N, 8, 10, 10)
+    -> (N, 800) -> (N, 128) -> logits (N, 10).
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        Conv2D(1, 8, 5, rng=rng, dtype=dtype), ReLU(),
+        Conv2D(8, 8, 5, rng=rng, dtype=dtype), ReLU(),
+        MaxPool2D(2, 2),
+        Flatten(),
+        Dense(800, 128, rng=rng, dtype=dtype), ReLU(),
+        Dense(128, 10, rng=rng, dtype=dtype),
+    )

@@ -1,0 +1,85 @@
+"""Optimizers. State is created once per named parameter and kept across steps.
+
+``opt = Adam(model.params(), lr=1e-3)`` then, after each backward, ``opt.step(model.grads())``.
+Parameters are updated in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        self.params = dict(params)
+        self.lr = float(lr)
+
+    def _pairs(self, grads):
+        if set(grads) != set(self.params):
+            raise ValueError(f"gradients for {sorted(set(grads) ^ set(self.params))} do not match the parameters")
+        return ((k, self.params[k], grads[k]) for k in self.params)
+
+    def step(self, grads):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional momentum (PyTorch's form):
+
+    ``v <- momentum * v + g``;  ``p <- p - lr * v``  (``v = g`` when ``momentum = 0``).
+    """
+
+    def __init__(self, params, lr=0.01, momentum=0.0):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self.velocity = {k: np.zeros_like(p) for k, p in self.params.items()} if momentum else None
+
+    def step(self, grads):
+        for k, p, g in self._pairs(grads):
+            if self.velocity is not None:
+                v = self.velocity[k]
+                v *= self.momentum
+                v += g
+                g = v
+            p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction; moments kept across steps:
+
+    ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;  ``t <- t + 1``;
+    ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
+    ``v_hat = v / (1 - b2^t)``.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        self.betas, self.eps, self.t = (float(b1), float(b2)), float(eps), 0
+        self.m = {k: np.zeros_like(p) for k, p in self.params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in self.params.items()}
+
+    def step(self, grads):
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        step_size = self.lr / c1
+        eps_hat = self.eps * np.sqrt(c2)   # eps / sqrt(c2) folded in: same update, fewer passes
+        for k, p, g in self._pairs(grads):
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            # p -= lr * (m / c1) / (sqrt(v / c2) + eps)  ==  lr/c1 * m * sqrt(c2) / (sqrt(v) + eps*sqrt(c2))
+            denom = np.sqrt(v)
+            denom += eps_hat
+            p -= (step_size * np.sqrt(c2)) * m / denom
