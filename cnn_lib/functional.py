@@ -20,11 +20,14 @@ cross-correlation explains why that does not matter for learning).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "conv_output_size",
+    "conv_output_size", "set_num_threads", "get_num_threads",
     "dense", "dense_backward", "dense_naive", "dense_backward_naive",
     "conv2d", "conv2d_backward", "conv2d_naive", "conv2d_backward_naive",
     "maxpool2d", "maxpool2d_backward", "maxpool2d_naive", "maxpool2d_backward_naive",
@@ -106,6 +109,49 @@ def _pad(x, ph, pw):
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
+# --------------------------------------------------------------------------- threads
+# The fast convolution cuts a batch into chunks of at most _CHUNK images (so that the
+# unrolled input stays in cache) and, like PyTorch, spreads the chunks over the cores.
+# NumPy's matrix products and copies release the GIL, so plain threads run them in
+# parallel. Chunks are cut the same way whatever the number of threads, so results do
+# not depend on it.
+_CHUNK = 16
+_num_threads = max(1, min(2, os.cpu_count() or 1))
+_pool = None
+
+
+def set_num_threads(n):
+    """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores)."""
+    global _num_threads, _pool
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    if _pool is not None and n != _num_threads:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+
+
+def get_num_threads():
+    """See :func:`set_num_threads`."""
+    return _num_threads
+
+
+def _map(fn, items):
+    """``[fn(item) for item in items]``, on the thread pool when there is more than one item."""
+    global _pool
+    if _num_threads == 1 or len(items) == 1:
+        return [fn(item) for item in items]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_num_threads, thread_name_prefix="cnn_lib")
+    return list(_pool.map(fn, items))
+
+
+def _chunks(N):
+    """Slices cutting a batch of N images into chunks of at most _CHUNK images."""
+    return [slice(i, min(i + _CHUNK, N)) for i in range(0, N, _CHUNK)]
+
+
 # --------------------------------------------------------------------------- dense
 def dense(x, w, b):
     """Fully connected layer, eq. (1): ``y = x w + b``.
@@ -154,8 +200,8 @@ def dense_backward_naive(dy, x, w):
 
 
 # --------------------------------------------------------------------------- conv2d
-def _conv2d_forward(x, w, b, stride=1, padding=0):
-    """Fast cross-correlation; returns ``(y, cols)`` where ``cols`` is reused by backward.
+def _conv2d_forward_chunk(x, w, b, stride=1, padding=0):
+    """Fast cross-correlation of one chunk; returns ``(y, cols)`` where ``cols`` is reused by backward.
 
     The input is unrolled along the kernel *width* only (5x the input instead of
     25x for a 5x5 kernel): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
@@ -182,8 +228,8 @@ def _conv2d_forward(x, w, b, stride=1, padding=0):
     return y, cols
 
 
-def _conv2d_backward(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True):
-    """Backward of :func:`_conv2d_forward` from its saved ``cols``.
+def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True):
+    """Backward of :func:`_conv2d_forward_chunk` from its saved ``cols``.
 
     ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
     kernel row ``kh`` saw. ``dx`` is the *full convolution* of ``dy`` with ``w``: ``dy``
@@ -212,9 +258,35 @@ def _conv2d_backward(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True):
     dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
     dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
     w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
-    dxp, _ = _conv2d_forward(dyp, w_flip, None)                             # (N, C, Hp, Wp)
+    dxp, _ = _conv2d_forward_chunk(dyp, w_flip, None)                             # (N, C, Hp, Wp)
     dx = dxp[:, :, ph : ph + H, pw : pw + W]
     return (np.ascontiguousarray(dx) if (ph or pw) else dx), dw, db
+
+
+def _conv2d_forward(x, w, b, stride=1, padding=0):
+    """Fast cross-correlation of a batch, chunk by chunk; returns ``(y, caches)``."""
+    _check_conv_args(x, w, b, stride, padding)
+    parts = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding), _chunks(x.shape[0]))
+    y = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    return y, [p[1] for p in parts]
+
+
+def _conv2d_backward(dy, caches, x_shape, w, stride=1, padding=0, need_dx=True):
+    """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk,
+    the chunks' ``dw`` and ``db`` added in a fixed order."""
+    N = x_shape[0]
+    slices = _chunks(N)
+    parts = _map(lambda k: _conv2d_backward_chunk(
+        dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),
+        w, stride, padding, need_dx), range(len(slices)))
+    dw, db = parts[0][1], parts[0][2]
+    for p in parts[1:]:
+        dw += p[1]
+        db += p[2]
+    if not need_dx:
+        return None, dw, db
+    dx = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    return dx, dw, db
 
 
 def conv2d(x, w, b, stride=1, padding=0):

@@ -61,12 +61,12 @@ class Sequential:
             dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
         return dy
 
-    def predict_proba(self, x, batch_size=1000):
+    def predict_proba(self, x, batch_size=256):
         """Class probabilities, computed ``batch_size`` images at a time (bounded memory)."""
         return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
                                for i in range(0, len(x), batch_size)])
 
-    def predict(self, x, batch_size=1000):
+    def predict(self, x, batch_size=256):
         """Predicted classes ``(N,)``, computed ``batch_size`` images at a time."""
         return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
                                for i in range(0, len(x), batch_size)])
@@ -125,6 +125,9 @@ class Sequential:
     def load(self, path):
         """Loads parameters saved by :meth:`save` (no pickle: ``allow_pickle=False``)."""
         try:
+            with open(path, "rb") as fh:
+                if fh.read(4) != b"PK\x03\x04":
+                    raise ValueError("not an .npz archive")
             with np.load(path, allow_pickle=False) as data:
                 state = {k: data[k] for k in data.files}
         except FileNotFoundError:

@@ -56,6 +56,9 @@ class Adam(Optimizer):
     ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;  ``t <- t + 1``;
     ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
     ``v_hat = v / (1 - b2^t)``.
+
+    The moments of all parameters live in one flat array each (``m``, ``v``; see
+    :meth:`moments` for them by name), so a step is a handful of whole-array operations.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
@@ -63,23 +66,38 @@ class Adam(Optimizer):
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
         self.betas, self.eps, self.t = (float(b1), float(b2)), float(eps), 0
-        self.m = {k: np.zeros_like(p) for k, p in self.params.items()}
-        self.v = {k: np.zeros_like(p) for k, p in self.params.items()}
+        dtype = np.result_type(*self.params.values())
+        self.slices, offset = {}, 0
+        for k, p in self.params.items():
+            self.slices[k] = slice(offset, offset + p.size)
+            offset += p.size
+        self.m = np.zeros(offset, dtype=dtype)
+        self.v = np.zeros(offset, dtype=dtype)
+
+    def moments(self):
+        """``{name: (m, v)}``, views of the flat moment arrays shaped like the parameters."""
+        return {k: (self.m[sl].reshape(self.params[k].shape), self.v[sl].reshape(self.params[k].shape))
+                for k, sl in self.slices.items()}
 
     def step(self, grads):
         b1, b2 = self.betas
+        pairs = list(self._pairs(grads))
+        g = np.concatenate([gk.reshape(-1) for _, _, gk in pairs]).astype(self.m.dtype, copy=False)
         self.t += 1
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        step_size = self.lr / c1
-        eps_hat = self.eps * np.sqrt(c2)   # eps / sqrt(c2) folded in: same update, fewer passes
-        for k, p, g in self._pairs(grads):
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            # p -= lr * (m / c1) / (sqrt(v / c2) + eps)  ==  lr/c1 * m * sqrt(c2) / (sqrt(v) + eps*sqrt(c2))
-            denom = np.sqrt(v)
-            denom += eps_hat
-            p -= (step_size * np.sqrt(c2)) * m / denom
+        m, v = self.m, self.v
+        m *= b1
+        m += (1 - b1) * g
+        g *= g
+        v *= b2
+        v += (1 - b2) * g
+        # lr * (m / c1) / (sqrt(v / c2) + eps) == (lr sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2))
+        denom = np.sqrt(v)
+        denom += self.eps * np.sqrt(c2)
+        update = np.divide(m, denom, out=denom)
+        update *= self.lr * np.sqrt(c2) / c1
+        for k, p, _ in pairs:
+            p -= update[self.slices[k]].reshape(p.shape)

@@ -31,7 +31,7 @@ def _check_xy(x, y):
         raise ValueError("no examples")
 
 
-def evaluate(model, x, y, batch_size=1000):
+def evaluate(model, x, y, batch_size=256):
     """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, ``batch_size`` at a time."""
     _check_xy(x, y)
     total_loss, correct = 0.0, 0
@@ -43,7 +43,7 @@ def evaluate(model, x, y, batch_size=1000):
     return total_loss / len(x), correct / len(x)
 
 
-def predict(model, x, batch_size=1000):
+def predict(model, x, batch_size=256):
     """Predicted classes ``(N,)``."""
     return model.predict(x, batch_size)
 
