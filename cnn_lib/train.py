@@ -49,7 +49,7 @@ def predict(model, x, batch_size=256):
 
 
 def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0,
-        x_val=None, y_val=None, progress=True, log=None):
+        x_val=None, y_val=None, progress=True, log=None, lr_schedule=None, augment=None):
     """Trains ``model`` with softmax cross-entropy; returns the history.
 
     Each epoch visits every example once, in an order drawn from ``seed``; the same seed,
@@ -62,6 +62,10 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     x_val, y_val : optional held-out set evaluated after each epoch.
     progress : show a tqdm progress bar (text in a terminal, a widget in Jupyter).
     log : optional callable ``log(epoch, step, loss)`` called after every step.
+    lr_schedule : optional callable ``lr_schedule(epoch) -> lr`` (epochs count from 0),
+        applied to ``optimizer.lr`` at the start of each epoch.
+    augment : optional callable ``augment(xb, rng) -> xb`` applied to each training batch
+        (e.g. random shifts); ``rng`` is the fit's seeded Generator, so runs stay reproducible.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     if optimizer is None:
         optimizer = Adam(model.params(), lr=lr)
     rng = np.random.default_rng(seed)
-    history = {"loss": [], "accuracy": [], "seconds": [], "step_loss": []}
+    history = {"loss": [], "accuracy": [], "seconds": [], "step_loss": [], "lr": []}
     if x_val is not None:
         history["val_loss"], history["val_accuracy"] = [], []
     steps = -(-len(x) // batch_size)
@@ -85,9 +89,13 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
         bar = tqdm(total=epochs * steps, unit="batch", desc="training")
     try:
         for epoch in range(epochs):
+            if lr_schedule is not None:
+                optimizer.lr = float(lr_schedule(epoch))
             start, loss_sum, correct = time.perf_counter(), 0.0, 0
             for step, idx in enumerate(minibatches(len(x), batch_size, rng)):
                 xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb, rng)
                 logits = model.forward(xb, train=True)
                 loss, dlogits = softmax_cross_entropy(logits, yb)
                 model.backward(dlogits)
@@ -102,6 +110,7 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
                     if step % 50 == 0:
                         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", refresh=False)
             history["seconds"].append(time.perf_counter() - start)
+            history["lr"].append(optimizer.lr)
             history["loss"].append(loss_sum / len(x))
             history["accuracy"].append(correct / len(x))
             if x_val is not None:

@@ -1,0 +1,8 @@
+"""Interactive explorers for the book's chapters (ipywidgets), each with a static or
+in-browser fallback so that the online book shows the idea without a kernel.
+
+The callback logic lives in plain functions that the tests call directly; an invalid
+setting produces a message, never a traceback. Import the submodule of a part:
+``from cnn_lib.widgets import mlp`` (part I), ``conv`` (part II), ``draw`` (part III).
+ipywidgets and matplotlib are book dependencies, imported only by these modules.
+"""
