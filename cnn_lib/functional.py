@@ -65,6 +65,10 @@ def conv_output_size(n, kernel_size, stride=1, padding=0, dilation=1):
     Raises ``ValueError`` with the reason when the combination is impossible
     (a kernel larger than the padded input, a stride below 1, ...).
     """
+    for name, v in (("input size", n), ("kernel size", kernel_size), ("stride", stride),
+                    ("padding", padding), ("dilation", dilation)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an integer, got {v!r}")
     n, k, s, p, d = (int(v) for v in (n, kernel_size, stride, padding, dilation))
     if n < 1:
         raise ValueError(f"input size must be at least 1, got {n}")
@@ -266,7 +270,7 @@ def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=Tr
 def _conv2d_forward(x, w, b, stride=1, padding=0):
     """Fast cross-correlation of a batch, chunk by chunk; returns ``(y, caches)``."""
     _check_conv_args(x, w, b, stride, padding)
-    parts = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding), _chunks(x.shape[0]))
+    parts = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding), _chunks(x.shape[0]) or [slice(0, 0)])
     y = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     return y, [p[1] for p in parts]
 
@@ -275,7 +279,7 @@ def _conv2d_backward(dy, caches, x_shape, w, stride=1, padding=0, need_dx=True):
     """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk,
     the chunks' ``dw`` and ``db`` added in a fixed order."""
     N = x_shape[0]
-    slices = _chunks(N)
+    slices = _chunks(N) or [slice(0, 0)]
     parts = _map(lambda k: _conv2d_backward_chunk(
         dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),
         w, stride, padding, need_dx), range(len(slices)))
@@ -341,7 +345,7 @@ def conv2d_naive(x, w, b, stride=1, padding=0):
             for i in range(H_out):
                 for j in range(W_out):
                     window = xp[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]  # (C, KH, KW)
-                    y[n, f, i, j] = np.sum(window * w[f]) + b[f]
+                    y[n, f, i, j] = np.sum(window * w[f]) + (0 if b is None else b[f])
     return y
 
 
@@ -385,8 +389,10 @@ def _window_slices(KH, KW, sh, sw, H_out, W_out):
             yield (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
 
 
-def maxpool2d(x, kernel_size=2, stride=2):
+def maxpool2d(x, kernel_size=2, stride=None):
     """Max pooling: ``y[n, c, i, j] = max_{u, v} x[n, c, i*sh + u, j*sw + v]``.
+
+    ``stride`` defaults to the window size (non-overlapping windows), as in the layers.
 
     Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, ``H_out = (H - KH) // sh + 1``.
     Rows or columns that no window reaches are ignored (as in PyTorch).
@@ -409,7 +415,7 @@ def _maxpool2d_backward(dy, x, y, kernel_size, stride):
     return dx
 
 
-def maxpool2d_backward(dy, x, kernel_size=2, stride=2):
+def maxpool2d_backward(dy, x, kernel_size=2, stride=None):
     """Gradient of :func:`maxpool2d`: each ``dy[n, c, i, j]`` goes to the arg-max of its
     window; on a tie, to the first maximum in row-major order (as the loop version
     and PyTorch do). Overlapping windows add up.
@@ -419,7 +425,7 @@ def maxpool2d_backward(dy, x, kernel_size=2, stride=2):
     return _maxpool2d_backward(dy, x, maxpool2d(x, kernel_size, stride), kernel_size, stride)
 
 
-def maxpool2d_naive(x, kernel_size=2, stride=2):
+def maxpool2d_naive(x, kernel_size=2, stride=None):
     """Loop version of :func:`maxpool2d`."""
     KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -432,7 +438,7 @@ def maxpool2d_naive(x, kernel_size=2, stride=2):
     return y
 
 
-def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=2):
+def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """Loop version of :func:`maxpool2d_backward` (``np.argmax`` returns the first maximum)."""
     KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -447,7 +453,7 @@ def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=2):
     return dx
 
 
-def avgpool2d(x, kernel_size=2, stride=2):
+def avgpool2d(x, kernel_size=2, stride=None):
     """Average pooling: ``y[n, c, i, j] = mean_{u, v} x[n, c, i*sh + u, j*sw + v]``.
 
     Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``.
@@ -459,7 +465,7 @@ def avgpool2d(x, kernel_size=2, stride=2):
     return y / np.asarray(KH * KW, dtype=x.dtype)
 
 
-def avgpool2d_backward(dy, x, kernel_size=2, stride=2):
+def avgpool2d_backward(dy, x, kernel_size=2, stride=None):
     """Gradient of :func:`avgpool2d`: each ``dy`` is spread evenly over its window.
 
     Shapes: ``dy (N, C, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dx (N, C, H, W)``.
@@ -472,7 +478,7 @@ def avgpool2d_backward(dy, x, kernel_size=2, stride=2):
     return dx
 
 
-def avgpool2d_naive(x, kernel_size=2, stride=2):
+def avgpool2d_naive(x, kernel_size=2, stride=None):
     """Loop version of :func:`avgpool2d`."""
     KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -485,7 +491,7 @@ def avgpool2d_naive(x, kernel_size=2, stride=2):
     return y
 
 
-def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=2):
+def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """Loop version of :func:`avgpool2d_backward`."""
     KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]

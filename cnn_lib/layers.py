@@ -91,6 +91,8 @@ class Dense(Layer):
         return dx if need_dx else None
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{self!r} expects inputs of shape ({self.in_features},), got {tuple(input_shape)}")
         return (self.out_features,)
 
     def __repr__(self):

@@ -27,7 +27,7 @@ class Sequential:
     """
 
     def __init__(self, *layers):
-        if len(layers) == 1 and isinstance(layers[0], (list, tuple)) and not isinstance(layers[0], Layer):
+        if len(layers) == 1 and isinstance(layers[0], list):
             layers = tuple(layers[0])
         self.layers: OrderedDict[str, Layer] = OrderedDict()
         counts: dict[str, int] = {}
@@ -64,12 +64,12 @@ class Sequential:
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, computed ``batch_size`` images at a time (bounded memory)."""
         return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
-                               for i in range(0, len(x), batch_size)])
+                               for i in range(0, max(len(x), 1), batch_size)])
 
     def predict(self, x, batch_size=256):
         """Predicted classes ``(N,)``, computed ``batch_size`` images at a time."""
         return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
-                               for i in range(0, len(x), batch_size)])
+                               for i in range(0, max(len(x), 1), batch_size)])
 
     # ------------------------------------------------------------------ parameters
     def params(self):
@@ -99,11 +99,12 @@ class Sequential:
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
+        bad = [f"{k}: expected shape {p.shape}, got {np.shape(state[k])}"
+               for k, p in own.items() if np.shape(state[k]) != p.shape]
+        if bad:  # checked before anything is copied: a failed load leaves the model unchanged
+            raise ValueError("state does not match the model: " + "; ".join(bad))
         for k, p in own.items():
-            v = np.asarray(state[k])
-            if v.shape != p.shape:
-                raise ValueError(f"{k}: expected shape {p.shape}, got {v.shape}")
-            p[...] = v
+            p[...] = state[k]
         return self
 
     def save(self, path):
@@ -115,6 +116,9 @@ class Sequential:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **self.state_dict())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

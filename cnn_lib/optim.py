@@ -13,15 +13,18 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 
 class Optimizer:
     def __init__(self, params, lr):
-        if lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be a positive finite number, got {lr}")
         self.params = dict(params)
         self.lr = float(lr)
 
     def _pairs(self, grads):
         if set(grads) != set(self.params):
             raise ValueError(f"gradients for {sorted(set(grads) ^ set(self.params))} do not match the parameters")
-        return ((k, self.params[k], grads[k]) for k in self.params)
+        for k, p in self.params.items():
+            if grads[k].shape != p.shape:
+                raise ValueError(f"gradient of {k} has shape {grads[k].shape}, the parameter {p.shape}")
+        return [(k, self.params[k], grads[k]) for k in self.params]
 
     def step(self, grads):
         raise NotImplementedError
@@ -84,7 +87,7 @@ class Adam(Optimizer):
 
     def step(self, grads):
         b1, b2 = self.betas
-        pairs = list(self._pairs(grads))
+        pairs = self._pairs(grads)
         g = np.concatenate([gk.reshape(-1) for _, _, gk in pairs]).astype(self.m.dtype, copy=False)
         self.t += 1
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t

@@ -76,6 +76,8 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     _check_xy(x, y)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if optimizer is None:
         optimizer = Adam(model.params(), lr=lr)
     rng = np.random.default_rng(seed)

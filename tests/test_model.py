@@ -1,0 +1,280 @@
+"""Tests of cnn_lib.model: Sequential (names, forward/backward, parameters, save/load,
+predict) and seed_network (shapes, parameter count, end-to-end gradient check)."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from cnn_lib import functional as F
+from cnn_lib.gradcheck import check_model
+from cnn_lib.layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from cnn_lib.model import Sequential, seed_network
+
+GRAD_TOL = 1e-6
+STEP = 1e-5   # see tests/test_functional.py
+PARAM_NAMES = ["conv1.w", "conv1.b", "conv2.w", "conv2.b", "dense1.w", "dense1.b", "dense2.w", "dense2.b"]
+
+
+# --------------------------------------------------------------------------- structure
+def test_seed_network_summary_shapes_and_parameter_count():
+    model = seed_network(0)
+    rows = model.summary((1, 28, 28))
+    assert [name for name, *_ in rows] == ["conv1", "relu1", "conv2", "relu2", "pool1", "flatten1",
+                                           "dense1", "relu3", "dense2"]
+    assert [shape for _, _, shape, _ in rows] == [
+        (8, 24, 24), (8, 24, 24), (8, 20, 20), (8, 20, 20), (8, 10, 10), (800,), (128,), (128,), (10,)]
+    conv1 = 8 * 1 * 5 * 5 + 8          # 8 filters of 1x5x5, 8 biases
+    conv2 = 8 * 8 * 5 * 5 + 8          # 8 filters of 8x5x5
+    dense1 = 800 * 128 + 128
+    dense2 = 128 * 10 + 10
+    assert [count for *_, count in rows] == [conv1, 0, conv2, 0, 0, 0, dense1, 0, dense2]
+    assert model.num_params() == conv1 + conv2 + dense1 + dense2 == 105_634
+    assert sum(p.size for p in model.params().values()) == 105_634
+
+
+def test_seed_network_names_shapes_and_dtype():
+    model = seed_network(0)
+    params = model.params()
+    assert list(params) == PARAM_NAMES
+    assert {k: v.shape for k, v in params.items()} == {
+        "conv1.w": (8, 1, 5, 5), "conv1.b": (8,), "conv2.w": (8, 8, 5, 5), "conv2.b": (8,),
+        "dense1.w": (800, 128), "dense1.b": (128,), "dense2.w": (128, 10), "dense2.b": (10,)}
+    assert all(p.dtype == np.float32 for p in params.values())
+    assert all(p.dtype == np.float64 for p in seed_network(0, dtype=np.float64).params().values())
+    for k, v in seed_network(0).params().items():            # same seed, same weights
+        assert_array_equal(v, params[k])
+    assert not np.array_equal(seed_network(1).params()["conv1.w"], params["conv1.w"])
+    assert isinstance(model.layers["pool1"], MaxPool2D)
+
+
+def test_sequential_naming():
+    model = Sequential(Conv2D(1, 2, 3), ReLU(), ("head", Dense(2, 3)), Dense(3, 4), AvgPool2D(2), MaxPool2D(2))
+    assert list(model.layers) == ["conv1", "relu1", "head", "dense1", "pool1", "pool2"]
+    assert list(model.params()) == ["conv1.w", "conv1.b", "head.w", "head.b", "dense1.w", "dense1.b"]
+    assert list(Sequential([ReLU(), Flatten()]).layers) == ["relu1", "flatten1"]
+    with pytest.raises(ValueError, match="repeated"):
+        Sequential(("a", ReLU()), ("a", ReLU()))
+    with pytest.raises(ValueError, match="dot"):
+        Sequential(("a.b", ReLU()), ReLU())
+    with pytest.raises(TypeError, match="Layer"):
+        Sequential(ReLU(), np.tanh)
+    assert "conv1" in repr(model) and "Dense(2, 3)" in repr(model)
+
+
+def test_sequential_with_a_single_named_layer():
+    """The docstring's "(name, layer) pairs" should work for a one-layer model too; the
+    unwrapping of a single list/tuple argument currently takes the pair for a list of layers."""
+    model = Sequential(("head", Dense(2, 3)))
+    assert list(model.params()) == ["head.w", "head.b"]
+
+
+def test_forward_equals_composition_of_naive_functions():
+    """The seed network, evaluated by hand with the loop versions of every op."""
+    model = seed_network(3, dtype=np.float64)
+    p = model.params()
+    for k in ("conv1.b", "conv2.b", "dense1.b", "dense2.b"):       # non-zero biases
+        p[k][:] = np.random.default_rng(0).standard_normal(p[k].shape) * 0.1
+    x = np.random.default_rng(1).standard_normal((2, 1, 28, 28))
+    h = F.relu_naive(F.conv2d_naive(x, p["conv1.w"], p["conv1.b"]))
+    h = F.relu_naive(F.conv2d_naive(h, p["conv2.w"], p["conv2.b"]))
+    h = F.maxpool2d_naive(h, 2, 2).reshape(2, 800)
+    h = F.relu_naive(F.dense_naive(h, p["dense1.w"], p["dense1.b"]))
+    logits = F.dense_naive(h, p["dense2.w"], p["dense2.b"])
+    assert_allclose(model.forward(x, train=False), logits, rtol=1e-9, atol=1e-12)
+    assert_allclose(model(x), logits, rtol=1e-9, atol=1e-12)
+
+
+def test_backward_fills_grads_and_returns_dx_on_request():
+    model = seed_network(0, dtype=np.float64)
+    with pytest.raises(RuntimeError, match="backward"):
+        model.grads()
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    logits = model.forward(x)
+    assert logits.shape == (3, 10)
+    assert model.backward(np.ones_like(logits)) is None
+    grads = model.grads()
+    assert list(grads) == PARAM_NAMES
+    assert all(grads[k].shape == p.shape for k, p in model.params().items())
+    model.forward(x)
+    dx = model.backward(np.ones_like(logits), need_dx=True)
+    assert dx.shape == x.shape
+    for k, g in model.grads().items():
+        assert_array_equal(g, grads[k])
+
+
+# --------------------------------------------------------------------------- parameters and state
+def test_params_are_live_and_state_dict_copies():
+    model = seed_network(0)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    before = model.forward(x, train=False)
+    state = model.state_dict()
+    assert list(state) == PARAM_NAMES
+    for k, v in model.params().items():
+        assert not np.shares_memory(state[k], v)
+        assert_array_equal(state[k], v)
+    state["dense2.b"][:] = 100.0                                   # changing the copy ...
+    assert_array_equal(model.forward(x, train=False), before)      # ... leaves the model alone
+    model.params()["dense2.b"][:] = 100.0                          # the live arrays do change it
+    assert_allclose(model.forward(x, train=False), before + 100.0, rtol=1e-5)
+
+
+def test_load_state_dict_copies_values():
+    a, b = seed_network(0), seed_network(1)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert not np.array_equal(a.forward(x, train=False), b.forward(x, train=False))
+    state = a.state_dict()
+    live = b.params()
+    assert b.load_state_dict(state) is b
+    assert_array_equal(b.forward(x, train=False), a.forward(x, train=False))
+    for k, v in b.params().items():
+        assert v is live[k]                       # loaded in place: optimizers keep their arrays
+        assert not np.shares_memory(v, state[k])
+
+
+def test_load_state_dict_errors():
+    model = seed_network(0)
+    state = model.state_dict()
+    missing = {k: v for k, v in state.items() if k != "conv2.b"}
+    with pytest.raises(ValueError, match=r"missing \['conv2.b'\]"):
+        model.load_state_dict(missing)
+    with pytest.raises(ValueError, match=r"unexpected \['conv3.w'\]"):
+        model.load_state_dict({**state, "conv3.w": np.zeros(3)})
+    wrong = dict(state)
+    wrong["dense1.w"] = np.zeros((128, 800), np.float32)
+    with pytest.raises(ValueError, match=r"dense1.w.*shape"):
+        model.load_state_dict(wrong)
+
+
+def test_failed_load_state_dict_leaves_the_model_unchanged():
+    """Names are checked before anything is copied; shapes should be too, so that a wrong
+    state (e.g. weights of a model with another head) does not half-overwrite the model."""
+    model = seed_network(0)
+    before = model.state_dict()
+    state = seed_network(1).state_dict()
+    state["dense2.b"] = np.zeros(11, np.float32)            # the last array has the wrong shape
+    with pytest.raises(ValueError, match="dense2.b"):
+        model.load_state_dict(state)
+    for k, v in model.params().items():
+        assert np.array_equal(v, before[k]), f"{k} was overwritten by a load that failed"
+
+
+# --------------------------------------------------------------------------- save and load
+def test_save_load_round_trip_on_mnist(tmp_path, mnist):
+    x = mnist[2][:50]
+    model = seed_network(0)
+    # move away from the initialisation so that a silent no-op load would be caught
+    rng = np.random.default_rng(5)
+    for p in model.params().values():
+        p += (0.01 * rng.standard_normal(p.shape)).astype(p.dtype)
+    path = tmp_path / "weights.npz"
+    assert os.fspath(model.save(path)) == os.fspath(path)
+    other = seed_network(1)
+    assert not np.array_equal(other.forward(x, train=False), model.forward(x, train=False))
+    assert other.load(path) is other
+    assert np.array_equal(other.forward(x, train=False), model.forward(x, train=False))
+    assert np.array_equal(other.predict(x), model.predict(x))
+    # a plain npz: no pickle needed, one array per named parameter, same dtype
+    with np.load(path, allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(PARAM_NAMES)
+        for k, v in model.params().items():
+            assert data[k].dtype == v.dtype
+            assert_array_equal(data[k], v)
+    assert zipfile.is_zipfile(path)
+    # nothing else (no temporary file) was left in the folder
+    assert sorted(os.listdir(tmp_path)) == ["weights.npz"]
+    # saving again over the file works and still leaves one file
+    model.save(os.fspath(path))
+    assert sorted(os.listdir(tmp_path)) == ["weights.npz"]
+
+
+def test_failed_save_leaves_no_temporary_file(tmp_path):
+    model = seed_network(0)
+    target = tmp_path / "taken"
+    target.mkdir()                                  # a folder where the file should go
+    with pytest.raises(OSError):
+        model.save(target)
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+    assert os.listdir(target) == []
+
+
+def test_load_errors(tmp_path):
+    model = seed_network(0)
+    before = model.state_dict()
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        model.load(tmp_path / "missing.npz")
+    text = tmp_path / "notes.npz"
+    text.write_text("these are not weights")
+    with pytest.raises(ValueError, match="not a weights file"):
+        model.load(text)
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.zeros(3))
+    with pytest.raises(ValueError, match="not a weights file"):
+        model.load(npy)
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="not a weights file"):
+        model.load(empty)
+    # an npz of another model: a mismatch, not a crash
+    other = tmp_path / "other.npz"
+    Sequential(Dense(3, 2)).save(other)
+    with pytest.raises(ValueError, match="missing"):
+        model.load(other)
+    # a pickled object array is refused (loading it could run code)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{k: v for k, v in before.items()}, extra=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        model.load(pickled)
+    for k, v in model.params().items():
+        assert_array_equal(v, before[k])
+
+
+# --------------------------------------------------------------------------- predict
+def test_predict_and_predict_proba_in_batches(mnist):
+    x = mnist[2][:50]
+    model = seed_network(0)
+    logits = model.forward(x, train=False)
+    proba = F.softmax(logits)
+    for batch_size in (1, 7, 50, 1000):
+        p = model.predict_proba(x, batch_size=batch_size)
+        assert p.shape == (50, 10) and p.dtype == np.float32
+        assert_allclose(p, proba, rtol=1e-5, atol=1e-7)
+        assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+        assert_array_equal(model.predict(x, batch_size=batch_size), logits.argmax(axis=1))
+    assert model.predict(x).shape == (50,)
+    assert np.issubdtype(model.predict(x).dtype, np.integer)
+
+
+# --------------------------------------------------------------------------- gradient checks
+def test_seed_network_gradcheck():
+    model = seed_network(seed=0, dtype=np.float64)
+    for k, p in model.params().items():               # generic biases, not all zero
+        if k.endswith(".b"):
+            p[:] = 0.1 * np.random.default_rng(1).standard_normal(p.shape)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 28, 28))
+    y = np.array([3, 7, 0])
+    errors = check_model(model, x, y, samples=20, rng=0, h=STEP)
+    assert set(errors) == {"x"} | set(PARAM_NAMES)
+    assert max(errors.values()) < GRAD_TOL, errors
+
+
+def test_small_model_with_every_layer_gradcheck():
+    """Every parameter entry and every input pixel, through every layer type."""
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Conv2D(2, 3, 3, stride=2, padding=1, rng=rng, dtype=np.float64), Sigmoid(),
+        Conv2D(3, 4, (2, 3), rng=rng, dtype=np.float64), Arctan(),
+        AvgPool2D(2, 1), MaxPool2D(2),
+        Flatten(), Dense(8, 5, rng=rng, dtype=np.float64), ReLU(), Dense(5, 4, rng=rng, dtype=np.float64),
+    )
+    assert [shape for _, _, shape, _ in model.summary((2, 11, 12))] == [
+        (3, 6, 6), (3, 6, 6), (4, 5, 4), (4, 5, 4), (4, 4, 3), (4, 2, 1), (8,), (5,), (5,), (4,)]
+    for k, p in model.params().items():
+        if k.endswith(".b"):
+            p[:] = 0.3 + 0.1 * rng.standard_normal(p.shape)   # keeps the ReLU units alive
+    x = rng.standard_normal((2, 2, 11, 12))
+    errors = check_model(model, x, np.array([1, 3]), rng=0, h=STEP)
+    assert max(errors.values()) < GRAD_TOL, errors
