@@ -36,7 +36,9 @@ def _parser():
     t = sub.add_parser("train", help="train the seed network, save its weights, print the test accuracy")
     t.add_argument("--epochs", type=_positive(int), default=2)
     t.add_argument("--batch-size", type=_positive(int), default=32)
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate of the first epoch (default 1e-3)")
+    t.add_argument("--lr-decay", type=_positive(float), default=0.3,
+                   help="the learning rate is multiplied by this after each epoch (default 0.3; 1 keeps it constant)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch order")
     t.add_argument("--data", default=None, help=data_help)
     t.add_argument("--out", default="weights.npz", help="where to save the weights (.npz; default weights.npz)")
@@ -71,7 +73,8 @@ def main(argv=None):
         model = seed_network(args.seed)
         start = time.perf_counter()
         history = fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, progress=not args.no_progress)
+                      seed=args.seed, progress=not args.no_progress,
+                      lr_schedule=lambda epoch: args.lr * args.lr_decay ** epoch)
         seconds = time.perf_counter() - start
         model.save(args.out)
         loss, acc = evaluate(model, x_test, y_test)
