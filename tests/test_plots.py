@@ -164,3 +164,87 @@ def test_plot_history_lines():
 def test_plot_history_rejects_bad_history(history, match):
     with pytest.raises(ValueError, match=match):
         plots.plot_history(history)
+
+
+# --------------------------------------------------------------------------- part I helpers
+def test_new_figure_is_white_and_squeezed():
+    fig, ax = plots.new_figure()
+    assert isinstance(ax, matplotlib.axes.Axes) and fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+    fig, axes = plots.new_figure(1, 3, figsize=(6, 2), width_ratios=(1, 2, 1))
+    assert axes.shape == (3,)
+
+
+def test_palette_is_distinct_valid_colours():
+    rgb = [matplotlib.colors.to_rgb(c) for c in plots.PALETTE]
+    assert len(set(rgb)) == len(rgb) == 8
+
+
+@pytest.mark.parametrize("sizes, circles", [((3, 4, 2), 9), ((784, 128, 10), 7 + 7 + 7), ((2, 9), 2 + 7)])
+def test_plot_mlp_draws_neurons_sizes_and_count(sizes, circles):
+    ax = plots.plot_mlp(sizes)
+    assert len(ax.patches) == circles
+    texts = [t.get_text() for t in ax.texts]
+    assert any(f"{sizes[0]:,}" in t and "input" in t for t in texts)
+    assert any(f"{sizes[-1]:,}" in t and "output" in t for t in texts)
+    total = sum((d + 1) * m for d, m in zip(sizes[:-1], sizes[1:]))
+    assert f"{total:,} parameters" in ax.get_title()
+    assert (sum("\u22ee" in t for t in texts) > 0) == (max(sizes) > 8)
+    # every drawn neuron is linked to every drawn neuron of the next layer
+    shown = [min(s, 7) if s > 8 else s for s in sizes]
+    segments = ax.collections[0].get_segments()
+    assert len(segments) == sum(a * b for a, b in zip(shown[:-1], shown[1:]))
+
+
+def test_plot_mlp_names_and_errors():
+    fig, ax = plt.subplots()
+    assert plots.plot_mlp((2, 2), ax, layer_names=["pixels", "classes"], title="t") is ax
+    assert ax.get_title() == "t" and any("pixels" in t.get_text() for t in ax.texts)
+    with pytest.raises(ValueError, match="at least two layers"):
+        plots.plot_mlp((5,))
+    with pytest.raises(ValueError, match="at least two layers"):
+        plots.plot_mlp((5, 0))
+    with pytest.raises(ValueError, match="max_shown"):
+        plots.plot_mlp((5, 3), max_shown=1)
+    with pytest.raises(ValueError, match="names"):
+        plots.plot_mlp((5, 3), layer_names=["a"])
+
+
+def test_plot_cost_surface_and_path():
+    x, y = np.linspace(-1, 1, 21), np.linspace(-2, 2, 31)
+    X, Y = np.meshgrid(x, y)
+    cost = X ** 2 + Y ** 2
+    ax = plots.plot_cost_surface(x, y, cost, title="bowl")
+    assert ax.get_title() == "bowl" and ax.get_xlabel() == "$w_1$"
+    assert len(ax.figure.axes) == 2                                   # with its colour bar
+    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+    limits = (ax.get_xlim(), ax.get_ylim())
+    path = np.array([[0.5, 1.5], [0.2, 0.5], [40.0, -80.0]])          # the last point far outside
+    plots.plot_path(path, ax, label="run")
+    assert (ax.get_xlim(), ax.get_ylim()) == limits
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xydata(), path)
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_cost_surface(x, y, cost.T)
+    with pytest.raises(ValueError, match="non-negative"):
+        plots.plot_cost_surface(x, y, cost - 1)
+    with pytest.raises(ValueError, match=r"\(T \+ 1, 2\)"):
+        plots.plot_path(np.zeros((3, 3)), ax)
+
+
+def test_plot_probabilities_highlights_the_true_class():
+    p = np.array([0.1, 0.6, 0.3])
+    ax = plots.plot_probabilities(p, label=2)
+    bars = ax.patches[:3]
+    np.testing.assert_allclose([b.get_height() for b in bars], p)
+    colours = [matplotlib.colors.to_hex(b.get_facecolor()) for b in bars]
+    assert colours[2] != colours[0] == colours[1]
+    assert ax.get_ylabel() == "probability"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2\n(true)"]
+    assert [t.get_text() for t in plots.plot_probabilities(p).get_xticklabels()] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        plots.plot_probabilities(np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="label"):
+        plots.plot_probabilities(p, label=3)
+    with pytest.raises(ValueError, match="1-D"):
+        plots.plot_probabilities(p[None])
+    with pytest.raises(ValueError, match="class names"):
+        plots.plot_probabilities(p, class_names=["a"])
