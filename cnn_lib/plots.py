@@ -125,7 +125,7 @@ def plot_digits(images, labels, *, predictions=None, ncols=10, axes=None):
             wrong = predictions[i] != labels[i]
             ax.set_title(
                 f"true {labels[i]}\npred {predictions[i]}",
-                fontsize=9,
+                fontsize=10,
                 color=WRONG_COLOR if wrong else "black",
                 fontweight="bold" if wrong else "normal",
             )
@@ -168,7 +168,7 @@ def plot_class_counts(labels, ax=None, *, num_classes=10, title="Images per clas
         ax = axs[0, 0]
     classes = np.arange(num_classes)
     bars = ax.bar(classes, counts, color="tab:blue", edgecolor="black", linewidth=0.5)
-    ax.bar_label(bars, labels=[f"{c:,}" for c in counts], fontsize=8, padding=2)
+    ax.bar_label(bars, labels=[f"{c:,}" for c in counts], fontsize=10, padding=2)
     ax.set_xticks(classes)
     ax.set_xlabel("class (digit)")
     ax.set_ylabel("number of images")
