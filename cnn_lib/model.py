@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -136,7 +137,7 @@ class Sequential:
                 state = {k: data[k] for k in data.files}
         except FileNotFoundError:
             raise FileNotFoundError(f"no weights file at {path}") from None
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path} is not a weights file saved by cnn_lib (.npz): {e}") from None
         return self.load_state_dict(state)
 
