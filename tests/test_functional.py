@@ -116,8 +116,18 @@ def make_conv(case, seed=0, dtype=np.float64):
     return x, w, b, stride, padding
 
 
+@pytest.fixture(params=["rows", "windows"])
+def unroll(request, monkeypatch):
+    """The fast convolution unrolls one kernel row at a time (``rows``) or, for inputs with
+    few channels, whole windows (``windows``): run a test under each strategy."""
+    if not hasattr(F, "_FULL_UNROLL_BELOW"):
+        pytest.skip("cnn_lib.functional has a single unrolling strategy")
+    monkeypatch.setattr(F, "_FULL_UNROLL_BELOW", 0 if request.param == "rows" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("case", ALL_CONV_CASES, ids=conv_id)
-def test_conv2d_matches_naive_and_scipy(case):
+def test_conv2d_matches_naive_and_scipy(case, unroll):
     x, w, b, stride, padding = make_conv(case)
     y = F.conv2d(x, w, b, stride, padding)
     ref = conv2d_scipy(x, w, b, stride, padding)
@@ -131,7 +141,7 @@ def test_conv2d_matches_naive_and_scipy(case):
 
 
 @pytest.mark.parametrize("case", ALL_CONV_CASES, ids=conv_id)
-def test_conv2d_backward_matches_naive_and_scipy(case):
+def test_conv2d_backward_matches_naive_and_scipy(case, unroll):
     x, w, b, stride, padding = make_conv(case)
     rng = np.random.default_rng(1)
     dy = rng.standard_normal(F.conv2d(x, w, b, stride, padding).shape)
@@ -145,7 +155,7 @@ def test_conv2d_backward_matches_naive_and_scipy(case):
 
 
 @pytest.mark.parametrize("case", CONV_CASES[:6], ids=conv_id)
-def test_conv2d_backward_without_dx(case):
+def test_conv2d_backward_without_dx(case, unroll):
     x, w, b, stride, padding = make_conv(case)
     dy = np.random.default_rng(2).standard_normal(F.conv2d(x, w, b, stride, padding).shape)
     dx, dw, db = F.conv2d_backward(dy, x, w, stride, padding)
@@ -160,7 +170,7 @@ def test_conv2d_backward_without_dx(case):
 
 
 @pytest.mark.parametrize("N", [17, 35])
-def test_conv2d_large_batch_matches_naive(N):
+def test_conv2d_large_batch_matches_naive(N, unroll):
     """Batches larger than the fast convolution's chunk (16 images), the last chunk shorter."""
     x, w, b, stride, padding = make_conv((N, 2, 3, 6, 5, 3, 2, (1, 2), 1), seed=12)
     y = F.conv2d(x, w, b, stride, padding)
@@ -175,7 +185,7 @@ def test_conv2d_large_batch_matches_naive(N):
         assert_allclose(F.conv2d(x[n:n + 1], w, b, stride, padding)[0], y[n], **TOL)
 
 
-def test_conv2d_does_not_depend_on_the_number_of_threads():
+def test_conv2d_does_not_depend_on_the_number_of_threads(unroll):
     if not hasattr(F, "set_num_threads"):
         pytest.skip("cnn_lib.functional has no set_num_threads")
     x, w, b, stride, padding = make_conv((40, 2, 3, 7, 6, 3, 3, 1, 1), seed=14)
