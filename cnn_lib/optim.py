@@ -79,6 +79,7 @@ class Adam(Optimizer):
             offset += p.size
         self.m = np.zeros(offset, dtype=dtype)
         self.v = np.zeros(offset, dtype=dtype)
+        self._tmp = np.empty(offset, dtype=dtype)
 
     def moments(self):
         """``{name: (m, v)}``, views of the flat moment arrays shaped like the parameters."""
@@ -91,14 +92,18 @@ class Adam(Optimizer):
         g = np.concatenate([gk.reshape(-1) for _, _, gk in pairs]).astype(self.m.dtype, copy=False)
         self.t += 1
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        m, v = self.m, self.v
-        m *= b1
-        m += (1 - b1) * g
+        m, v, tmp = self.m, self.v, self._tmp
+        # m <- b1 m + (1 - b1) g, written m += (1 - b1) (g - m): no temporary arrays
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp
+        # v <- b2 v + (1 - b2) g^2
         g *= g
+        g *= 1 - b2
         v *= b2
-        v += (1 - b2) * g
+        v += g
         # lr * (m / c1) / (sqrt(v / c2) + eps) == (lr sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2))
-        denom = np.sqrt(v)
+        denom = np.sqrt(v, out=tmp)
         denom += self.eps * np.sqrt(c2)
         update = np.divide(m, denom, out=denom)
         update *= self.lr * np.sqrt(c2) / c1
