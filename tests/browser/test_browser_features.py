@@ -293,3 +293,87 @@ def test_screenshots_of_key_pages(visitor):
         page.close()
     assert all(path.stat().st_size > 1000 for path in written)
     print("screenshots:", ", ".join(str(p) for p in written))
+
+
+DRAW_PAGES = built_pages_containing('class="cnn-draw"')
+
+
+def _model_from_page(root):
+    """A Sequential with the weights the page embeds (cnn_lib.widgets.draw.network_spec)."""
+    import base64
+    import json
+
+    import numpy as np
+
+    from cnn_lib.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from cnn_lib.model import Sequential
+
+    spec = json.loads(root.evaluate("r => r.querySelector('script.cnn-draw-net').textContent"))
+    layers = []
+    for s in spec:
+        if s["type"] in ("conv", "dense"):
+            w = np.frombuffer(base64.b64decode(s["w"]), dtype="<f4").reshape(s["shape"])
+            b = np.frombuffer(base64.b64decode(s["b"]), dtype="<f4")
+            layer = (Conv2D(w.shape[1], w.shape[0], w.shape[2:], s["stride"], s["padding"])
+                     if s["type"] == "conv" else Dense(*w.shape))
+            layer.params["w"][...], layer.params["b"][...] = w, b
+        else:
+            layer = {"relu": ReLU, "flatten": Flatten}.get(s["type"])
+            layer = layer() if layer else MaxPool2D(s["size"], s["stride"])
+        layers.append(layer)
+    return Sequential(*layers)
+
+
+@pytest.mark.skipif(not DRAW_PAGES, reason="no page of the build has the draw-a-digit explorer")
+def test_draw_a_digit_classifies_what_the_mouse_draws(visitor):
+    """Draw a '1' and then, after Clear, a '0' with the mouse on the static page (no kernel):
+    the verdict and the ten bars must be what cnn_lib's Python pipeline
+    (canvas_to_ink -> preprocess -> the network) gives for the same canvas pixels and the
+    weights the page embeds."""
+    import math
+
+    import numpy as np
+
+    from cnn_lib.widgets import draw
+
+    page, report = visitor.open(DRAW_PAGES[0])
+    try:
+        root = page.locator("div.cnn-draw").first
+        page.wait_for_function("el => el.dataset.ready === '1'", arg=root.element_handle(), timeout=10_000)
+        root.scroll_into_view_if_needed()
+        model = _model_from_page(root)
+        canvas = root.locator("canvas.cnn-draw-canvas")
+        msg = root.locator(".cnn-draw-msg")
+        assert "Draw a digit" in msg.text_content()
+        shapes = {1: [(0.5, 0.15), (0.5, 0.85)],
+                  0: [(0.5 + 0.22 * math.sin(t), 0.5 - 0.33 * math.cos(t))
+                      for t in np.linspace(0, 2 * math.pi, 40)]}
+        for digit, points in shapes.items():
+            root.locator("button.cnn-draw-clear").click()
+            box = canvas.bounding_box()
+            xy = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in points]
+            page.mouse.move(*xy[0])
+            page.mouse.down()
+            for p in xy[1:]:
+                page.mouse.move(*p, steps=3)
+            page.mouse.up()
+            page.wait_for_function("el => el.textContent.startsWith('The network reads')",
+                                   arg=msg.element_handle(), timeout=5_000)
+            page.wait_for_timeout(200)      # the last animation frame
+            shown = root.evaluate("""r => ({
+                msg: r.querySelector('.cnn-draw-msg').textContent,
+                bars: Array.from(r.querySelectorAll('.cnn-draw-bar')).map(b => parseFloat(b.style.height)),
+                pixels: Array.from(r.querySelector('canvas.cnn-draw-canvas').getContext('2d')
+                    .getImageData(0, 0, r.querySelector('canvas.cnn-draw-canvas').width,
+                                  r.querySelector('canvas.cnn-draw-canvas').height).data),
+                size: r.querySelector('canvas.cnn-draw-canvas').width})""")
+            rgba = np.array(shown["pixels"], dtype=np.uint8).reshape(shown["size"], shown["size"], 4)
+            py = draw.predict_drawing(model, draw.canvas_to_ink(rgba))
+            assert f"reads a {py['label']} " in shown["msg"], (shown["msg"], py["probs"])
+            assert py["label"] == digit, (digit, py["probs"])
+            assert np.allclose(shown["bars"], 100 * np.asarray(py["probs"]), atol=0.06), (shown["bars"], py["probs"])
+            if digit == 0:
+                _shot(page, "09-draw-a-digit", element=root)
+        _assert_clean(report, DRAW_PAGES[0])
+    finally:
+        page.close()
