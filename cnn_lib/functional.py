@@ -329,9 +329,12 @@ def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=Tr
     dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
     dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
     w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
-    dxp, _ = _conv2d_forward_chunk(dyp, w_flip, None)                             # (N, C, Hp, Wp)
-    dx = dxp[:, :, ph : ph + H, pw : pw + W]
-    return (np.ascontiguousarray(dx) if (ph or pw) else dx), dw, db
+    # The full convolution would give the gradient of the *padded* input (N, C, Hp, Wp);
+    # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
+    # part reads (no work spent on the gradient of the zero padding).
+    dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
+    dx, _ = _conv2d_forward_chunk(dyp, w_flip, None)                              # (N, C, H, W)
+    return dx, dw, db
 
 
 def _conv2d_forward(x, w, b, stride=1, padding=0):
