@@ -298,7 +298,7 @@ def plot_architecture(model, input_shape=_INPUT_SHAPE, ax=None, title=None):
         stages.append({"label": name, "desc": desc, "shape": shape, "params": n_params})
     tensors = [tuple(input_shape)] + [s["shape"] for s in stages]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.0 * len(tensors), 3.6), facecolor="white", layout="constrained")
+        fig, ax = plt.subplots(figsize=(2.0 * len(tensors), 4.0), facecolor="white", layout="constrained")
     palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
     x0, gap, scale = 0.0, 1.0, 1.0 / 28
     centers = []
@@ -322,16 +322,17 @@ def plot_architecture(model, input_shape=_INPUT_SHAPE, ax=None, title=None):
         ax.text(x0 + width / 2, -0.95, text + "×".join(str(v) for v in shape), ha="center", va="top", fontsize=10)
         centers.append((x0, x0 + width, top))
         x0 += width + gap
+    label_y = max(top for _, _, top in centers) + 0.08    # labels above every tensor, alternating heights
     for k, stage in enumerate(stages):
         left, right = centers[k][1], centers[k + 1][0]
         ax.add_patch(FancyArrowPatch((left + 0.05, 0), (right - 0.05, 0), arrowstyle="-|>", mutation_scale=12,
                                      color="black", linewidth=1))
         label = stage["desc"].replace("kernel_size=", "k=") if stage["desc"] != "Flatten()" else "Flatten()"
-        ax.text((left + right) / 2, 0.72 if k % 2 == 0 else 1.02,
+        ax.text((left + right) / 2, label_y + (0 if k % 2 == 0 else 0.45),
                 f"{stage['label']}\n{label}\n{stage['params']:,} params",
                 ha="center", va="bottom", fontsize=10)
     ax.set_xlim(-0.2, x0 - gap + 0.2)
-    ax.set_ylim(-1.45, 1.6)
+    ax.set_ylim(-1.45, label_y + 0.95)
     ax.set_aspect("equal")
     ax.axis("off")
     total = sum(s["params"] for s in stages)
