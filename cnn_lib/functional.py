@@ -256,7 +256,7 @@ def dense_backward_naive(dy, x, w):
 
 
 # --------------------------------------------------------------------------- conv2d
-def _conv2d_forward_chunk(x, w, b, stride=1, padding=0):
+def _conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
     """Fast cross-correlation of one chunk; returns ``(y, cols)`` where ``cols`` is reused by backward.
 
     The input is unrolled along the kernel *width* only (5x the input instead of
@@ -264,6 +264,7 @@ def _conv2d_forward_chunk(x, w, b, stride=1, padding=0):
     For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` form a
     ``(C*KW, H_out*W_out)`` matrix per image (a view when ``sh == 1``), and one
     batched matrix product with ``w[:, :, kh, :]`` adds that row's contribution.
+    ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
     """
     sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
     N, C = x.shape[:2]
@@ -275,27 +276,30 @@ def _conv2d_forward_chunk(x, w, b, stride=1, padding=0):
         # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW.
         win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, H_out, W_out, KH, KW)
         cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))       # (N, C, KH, KW, H_out, W_out)
-        y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out))
+        y3 = None if out is None else out.reshape(N, F, H_out * W_out)
+        y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out), out=y3)
         y = y.reshape(N, F, H_out, W_out)
         if b is not None:
             y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
         return y, cols
     win = sliding_window_view(xp, KW, axis=3)[:, :, :, : (W_out - 1) * sw + 1 : sw]  # (N, C, Hp, W_out, KW)
     cols = np.ascontiguousarray(win.transpose(0, 1, 4, 2, 3))               # (N, C, KW, Hp, W_out)
-    y = None
+    y = None if out is None else out.reshape(N, F, H_out * W_out)
     for kh in range(KH):
         rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]           # (N, C, KW, H_out, W_out)
         rows = rows.reshape(N, C * KW, H_out * W_out)                       # a view when sh == 1
         wk = w[:, :, kh, :].reshape(F, C * KW)                              # (F, C*KW)
-        part = np.matmul(wk, rows)                                          # (N, F, H_out*W_out)
-        y = part if y is None else np.add(y, part, out=y)
+        if kh == 0:
+            y = np.matmul(wk, rows, out=y)                                  # (N, F, H_out*W_out)
+        else:
+            y += np.matmul(wk, rows)
     y = y.reshape(N, F, H_out, W_out)
     if b is not None:
         y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
     return y, cols
 
 
-def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True):
+def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True, dx_out=None):
     """Backward of :func:`_conv2d_forward_chunk` from its saved ``cols``.
 
     ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
@@ -333,33 +337,33 @@ def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=Tr
     # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
     # part reads (no work spent on the gradient of the zero padding).
     dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
-    dx, _ = _conv2d_forward_chunk(dyp, w_flip, None)                              # (N, C, H, W)
+    dx, _ = _conv2d_forward_chunk(dyp, w_flip, None, out=dx_out)                  # (N, C, H, W)
     return dx, dw, db
 
 
 def _conv2d_forward(x, w, b, stride=1, padding=0):
-    """Fast cross-correlation of a batch, chunk by chunk; returns ``(y, caches)``."""
-    _check_conv_args(x, w, b, stride, padding)
-    parts = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding), _chunks(x.shape[0]) or [slice(0, 0)])
-    y = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
-    return y, [p[1] for p in parts]
+    """Fast cross-correlation of a batch, chunk by chunk (each chunk writes its part of ``y``);
+    returns ``(y, caches)``."""
+    *_, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
+    y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
+    caches = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
+                  _chunks(x.shape[0]) or [slice(0, 0)])
+    return y, caches
 
 
 def _conv2d_backward(dy, caches, x_shape, w, stride=1, padding=0, need_dx=True):
-    """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk,
-    the chunks' ``dw`` and ``db`` added in a fixed order."""
+    """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk (each
+    chunk writes its part of ``dx``), the chunks' ``dw`` and ``db`` added in a fixed order."""
     N = x_shape[0]
     slices = _chunks(N) or [slice(0, 0)]
+    dx = np.empty(x_shape, dtype=np.result_type(dy, w)) if need_dx else None
     parts = _map(lambda k: _conv2d_backward_chunk(
         dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),
-        w, stride, padding, need_dx), range(len(slices)))
+        w, stride, padding, need_dx, None if dx is None else dx[slices[k]]), range(len(slices)))
     dw, db = parts[0][1], parts[0][2]
     for p in parts[1:]:
         dw += p[1]
         db += p[2]
-    if not need_dx:
-        return None, dw, db
-    dx = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     return dx, dw, db
 
 
