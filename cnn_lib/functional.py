@@ -314,16 +314,16 @@ def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=Tr
     H_out, W_out = dy.shape[2], dy.shape[3]
     dy3 = dy.reshape(N, F, H_out * W_out)                                   # (N, F, H_out*W_out)
     db = dy.sum(axis=(0, 2, 3))                                             # (F,)
+    # dL/dw[f, c, kh, kw] = sum_{n,i,j} dy[n, f, i, j] xp[n, c, i*sh + kh, j*sw + kw]
     if cols.ndim == 6:                                                       # whole windows unrolled
         K = C * KH * KW
         dw = np.matmul(dy3, cols.reshape(N, K, H_out * W_out).transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    else:
+    else:                                                                    # one kernel row at a time
         dw = np.empty(w.shape, dtype=np.result_type(dy, cols))
-    for kh in range(KH if cols.ndim == 5 else 0):
-        rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
-        rows = rows.reshape(N, C * KW, H_out * W_out)                       # (N, C*KW, H_out*W_out)
-        # dL/dw[f, c, kh, kw] = sum_{n,i,j} dy[n, f, i, j] xp[n, c, i*sh + kh, j*sw + kw]
-        dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
+        for kh in range(KH):
+            rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
+            rows = rows.reshape(N, C * KW, H_out * W_out)                   # (N, C*KW, H_out*W_out)
+            dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
     if not need_dx:
         return None, dw, db
     Hp, Wp = H + 2 * ph, W + 2 * pw
