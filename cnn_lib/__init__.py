@@ -10,6 +10,7 @@ from .layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, 
 from .losses import softmax_cross_entropy
 from .model import Sequential, seed_network
 from .optim import SGD, Adam
+from .timing import best_time
 from .train import evaluate, fit, minibatches, predict
 
 __version__ = "0.1.0"
@@ -20,5 +21,5 @@ __all__ = [
     "check_function", "check_layer", "check_model", "numerical_gradient", "rel_error",
     "Arctan", "AvgPool2D", "Conv2D", "Dense", "Flatten", "MaxPool2D", "ReLU", "Sigmoid",
     "softmax_cross_entropy", "Sequential", "seed_network", "SGD", "Adam",
-    "evaluate", "fit", "minibatches", "predict",
+    "evaluate", "fit", "minibatches", "predict", "best_time",
 ]
