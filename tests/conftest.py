@@ -1,6 +1,8 @@
-"""Shared fixtures: the real MNIST folder (same lookup as tests/test_data.py)."""
+"""Shared fixtures: the real MNIST folder (same lookup as tests/test_data.py), and figures
+closed after every test."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,11 @@ def mnist():
     if not MNIST_PRESENT:
         pytest.skip(f"real MNIST not found in {MNIST_DIR} (set CNN_LIB_DATA to a folder with the four MNIST IDX files)")
     return data.load_mnist(MNIST_DIR, download=False, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the matplotlib figures a test opened (tests draw with the Agg backend)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from book_toc import toc_entries
 
-yaml = pytest.importorskip("yaml")  # PyYAML comes with jupyter-book
+pytest.importorskip("yaml")  # PyYAML comes with jupyter-book
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -26,21 +27,8 @@ def _notebooks():
     )
 
 
-def _toc_files(node):
-    """Every ``file:`` (and ``root:``) entry of a jb-book / jb-article toc, recursively."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("root", "file") and isinstance(value, str):
-                yield value
-            else:
-                yield from _toc_files(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _toc_files(item)
-
-
 def _toc_entries():
-    return list(_toc_files(yaml.safe_load(TOC.read_text(encoding="utf-8"))))
+    return toc_entries(TOC)
 
 
 def _source_of(entry):

@@ -13,12 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 from cnn_lib import plots  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture
 def digits():
     rng = np.random.default_rng(0)

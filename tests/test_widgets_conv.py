@@ -27,7 +27,7 @@ from numpy.testing import assert_allclose
 from cnn_lib import conv_teaching as T
 from cnn_lib import functional as F
 
-plt = pytest.importorskip("matplotlib.pyplot")
+pytest.importorskip("matplotlib.pyplot")
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnn_lib.widgets import conv as C  # noqa: E402
@@ -44,12 +44,6 @@ def digit():
     ring = np.exp(-((np.hypot(r - 11, c - 14) - 6) ** 2) / 3)
     bar = np.exp(-((c - 19) ** 2) / 2) * (r > 10) * (r < 25)
     return np.clip(ring + bar, 0, 1)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _is_fig(x):

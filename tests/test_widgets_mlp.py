@@ -20,12 +20,6 @@ from cnn_lib import mlp  # noqa: E402
 from cnn_lib.widgets import mlp as W  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _is_message(result, *fragments):
     assert isinstance(result, W.Message) and isinstance(result, str), f"expected a Message, got {result!r}"
     for fragment in fragments:

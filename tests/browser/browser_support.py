@@ -53,26 +53,13 @@ mimetypes.add_type("text/javascript", ".js")
 # The pages of the table of contents
 # ---------------------------------------------------------------------------------------------
 
-def _toc_entries(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("root", "file") and isinstance(value, str):
-                yield value
-            else:
-                yield from _toc_entries(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _toc_entries(item)
-
-
 @functools.lru_cache(maxsize=None)
 def toc_pages() -> tuple[str, ...]:
     """The HTML path of every ``_toc.yml`` entry, root first (e.g. ``book/intro.html``)."""
-    import yaml  # PyYAML comes with jupyter-book
+    from book_toc import toc_entries  # tests/book_toc.py
 
-    toc = yaml.safe_load((BOOK_ROOT / "_toc.yml").read_text(encoding="utf-8"))
     pages = []
-    for entry in _toc_entries(toc):
+    for entry in toc_entries(BOOK_ROOT / "_toc.yml"):
         stem = re.sub(r"\.(ipynb|md)$", "", entry.strip("/"))
         pages.append(stem + ".html")
     return tuple(dict.fromkeys(pages))
