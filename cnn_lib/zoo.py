@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "ARCHITECTURES", "build", "parse_architecture", "random_shifts", "make_config", "cache_key",
@@ -118,11 +119,8 @@ def random_shifts(max_shift=2, fill=None):
         padded = np.full((N, C, H + 2 * s, W + 2 * s), fill_value, dtype=xb.dtype)  # (N, C, H+2s, W+2s)
         padded[:, :, s:s + H, s:s + W] = xb
         dy, dx = rng.integers(-s, s + 1, size=(2, N))
-        out = np.empty_like(xb)
-        for n in range(N):          # one slice per image: cheap next to the forward pass
-            top, left = s - dy[n], s - dx[n]
-            out[n] = padded[n, :, top:top + H, left:left + W]
-        return out
+        windows = sliding_window_view(padded, (H, W), axis=(2, 3))          # (N, C, 2s+1, 2s+1, H, W)
+        return windows[np.arange(N), :, s - dy, s - dx]                      # one gather: (N, C, H, W)
 
     augment.max_shift = s
     return augment
