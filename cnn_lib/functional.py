@@ -126,6 +126,7 @@ def _pad(x, ph, pw):
 # slower. The setting is thread-local and the calling thread's is restored afterwards, so
 # the rest of the program is not affected. With another BLAS this step is skipped.
 _CHUNK = 16
+_CHUNK_POSITIONS = 24 * 24
 _FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
 _num_threads = max(1, min(2, os.cpu_count() or 1))
 _pool = None
@@ -203,9 +204,21 @@ def _map(fn, items):
     return [groups[i % T][i // T] for i in range(len(items))]
 
 
-def _chunks(N):
-    """Slices cutting a batch of N images into chunks of at most _CHUNK images."""
-    return [slice(i, min(i + _CHUNK, N)) for i in range(0, N, _CHUNK)]
+def _chunks(N, positions=None):
+    """Slices cutting a batch of N images into chunks of at most ``size`` images.
+
+    ``size`` is _CHUNK (16) for outputs of more than _CHUNK_POSITIONS / 2 (24 x 24 / 2)
+    positions per image. Outputs 2, 4, 8, ... times smaller get chunks 2, 4, 8, ... times
+    larger (powers of two: batches of 32 or 128 still split evenly), so that a chunk keeps
+    about as much work and its fixed costs do not dominate; but never more than half the
+    batch, so that both cores get a chunk. The size depends only on the shapes, never on the
+    number of threads, so results do not either.
+    """
+    size = _CHUNK
+    if positions:
+        while size * positions * 2 <= _CHUNK * _CHUNK_POSITIONS and size * 2 <= -(-N // 2):
+            size *= 2
+    return [slice(i, min(i + size, N)) for i in range(0, N, size)]
 
 
 # --------------------------------------------------------------------------- dense
@@ -347,7 +360,7 @@ def _conv2d_forward(x, w, b, stride=1, padding=0):
     *_, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
     y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
     caches = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
-                  _chunks(x.shape[0]) or [slice(0, 0)])
+                  _chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
     return y, caches
 
 
@@ -355,7 +368,7 @@ def _conv2d_backward(dy, caches, x_shape, w, stride=1, padding=0, need_dx=True):
     """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk (each
     chunk writes its part of ``dx``), the chunks' ``dw`` and ``db`` added in a fixed order."""
     N = x_shape[0]
-    slices = _chunks(N) or [slice(0, 0)]
+    slices = _chunks(N, dy.shape[2] * dy.shape[3]) or [slice(0, 0)]
     dx = np.empty(x_shape, dtype=np.result_type(dy, w)) if need_dx else None
     parts = _map(lambda k: _conv2d_backward_chunk(
         dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),

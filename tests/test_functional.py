@@ -185,6 +185,34 @@ def test_conv2d_large_batch_matches_naive(N, unroll):
         assert_allclose(F.conv2d(x[n:n + 1], w, b, stride, padding)[0], y[n], **TOL)
 
 
+def test_chunks_grow_for_small_outputs_but_always_split_the_batch():
+    """The batch is cut by shapes alone: 16 images for 24x24 outputs, powers of two more for
+    smaller ones, never more than half the batch; every image in exactly one chunk."""
+    if not hasattr(F, "_chunks"):
+        pytest.skip("cnn_lib.functional has no _chunks")
+    sizes = lambda N, P: [s.stop - s.start for s in F._chunks(N, P)]   # noqa: E731
+    assert sizes(32, 20 * 20) == [16, 16]          # the seed network's second convolution
+    assert sizes(128, 8 * 8) == [64, 64]           # 9 times fewer positions: 4 times larger, capped at N/2
+    assert sizes(256, 8 * 8) == [128, 128]
+    assert sizes(70, 8 * 8) == [32, 32, 6]
+    for N, P in [(1, 1), (17, 30), (33, 400), (300, 4), (64, 576)]:
+        cut = F._chunks(N, P)
+        assert [i for sl in cut for i in range(sl.start, sl.stop)] == list(range(N))
+        assert max(sizes(N, P)) in (16, 32, 64, 128, 256) or len(cut) == 1
+        assert len(cut) >= 2 or N <= 16
+
+
+def test_conv2d_with_large_chunks_matches_naive(unroll):
+    """70 images of small maps: chunks of 32, 32 and 6."""
+    x, w, b, stride, padding = make_conv((70, 2, 3, 6, 5, 3, 2, 1, 1), seed=16)
+    y = F.conv2d(x, w, b, stride, padding)
+    assert_allclose(y, F.conv2d_naive(x, w, b, stride, padding), **TOL)
+    dy = np.random.default_rng(17).standard_normal(y.shape)
+    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dy, x, w, stride, padding),
+                               F.conv2d_backward_naive(dy, x, w, stride, padding)):
+        assert_allclose(got, want, **TOL, err_msg=name)
+
+
 def test_conv2d_does_not_depend_on_the_number_of_threads(unroll):
     if not hasattr(F, "set_num_threads"):
         pytest.skip("cnn_lib.functional has no set_num_threads")
