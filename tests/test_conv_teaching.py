@@ -1,11 +1,11 @@
-"""Tests of cnn_lib.conv_teaching: each teaching helper against an independent reference
+"""Tests of cnn_lib.teaching.conv_teaching: each teaching helper against an independent reference
 (SciPy, the library's fast and loop functions, numerical gradients, numbers by hand), in float64."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cnn_lib import conv_teaching as T
+from cnn_lib.teaching import conv_teaching as T
 from cnn_lib import functional as F
 from cnn_lib.gradcheck import check_function
 

@@ -1,4 +1,4 @@
-"""Tests of cnn_lib.mlp (part I helpers): sizes and parameter counts against the layers,
+"""Tests of cnn_lib.teaching.mlp (part I helpers): sizes and parameter counts against the layers,
 the collapse of linear stacks, the hinge fit, the two costs against loops and numerical
 gradients, gradient descent, and the vanishing-gradient measurement."""
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cnn_lib import Sequential, mlp
+from cnn_lib import Sequential
+from cnn_lib.teaching import mlp
 from cnn_lib.gradcheck import numerical_gradient, rel_error
 from cnn_lib.layers import Dense, Flatten, ReLU, Sigmoid
 

@@ -1,4 +1,4 @@
-"""Tests of cnn_lib.plots (drawn with the non-interactive Agg backend)."""
+"""Tests of cnn_lib.teaching.plots (drawn with the non-interactive Agg backend)."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cnn_lib import plots  # noqa: E402
+from cnn_lib.teaching import plots  # noqa: E402
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def _shown(axes):
 
 def test_importing_the_library_or_plots_does_not_import_matplotlib():
     code = (
-        "import sys, cnn_lib, cnn_lib.plots; "
+        "import sys, cnn_lib, cnn_lib.teaching.plots; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

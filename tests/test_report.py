@@ -1,4 +1,4 @@
-"""cnn_lib.report: the seed report's loop code, checked against cnn_lib's loop versions, SciPy,
+"""cnn_lib.teaching.report: the seed report's loop code, checked against cnn_lib's loop versions, SciPy,
 numerical gradients, cnn_lib's batched network, and the report's published weights."""
 
 from pathlib import Path
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from cnn_lib import Adam, functional as F, report, seed_network
+from cnn_lib import Adam, functional as F, seed_network
+from cnn_lib.teaching import report
 from cnn_lib.gradcheck import numerical_gradient, rel_error
 from cnn_lib.losses import softmax_cross_entropy
 

@@ -1,4 +1,4 @@
-"""Tests of cnn_lib.widgets.conv: the part II widget functions (figures, messages for invalid
+"""Tests of cnn_lib.teaching.widgets.conv: the part II widget functions (figures, messages for invalid
 settings, never a traceback) and the stride/padding explorer that runs without a kernel.
 
 The explorer is checked three ways:
@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cnn_lib import conv_teaching as T
+from cnn_lib.teaching import conv_teaching as T
 from cnn_lib import functional as F
 
 pytest.importorskip("matplotlib.pyplot")
 from matplotlib.figure import Figure  # noqa: E402
 
-from cnn_lib.widgets import conv as C  # noqa: E402
+from cnn_lib.teaching.widgets import conv as C  # noqa: E402
 
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="Node.js (`node`) is not installed: the explorer's "

@@ -1,4 +1,4 @@
-"""cnn_lib.widgets.draw: drawing -> MNIST-like image -> prediction, in Python and in JavaScript."""
+"""cnn_lib.teaching.widgets.draw: drawing -> MNIST-like image -> prediction, in Python and in JavaScript."""
 
 import base64
 import json
@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from cnn_lib import zoo
+from cnn_lib.teaching import zoo
 from cnn_lib.data import MNIST_MEAN, MNIST_STD
-from cnn_lib.widgets import draw
+from cnn_lib.teaching.widgets import draw
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Tests of cnn_lib.widgets.mlp, the explorers of part I: every plain function with valid
+"""Tests of cnn_lib.teaching.widgets.mlp, the explorers of part I: every plain function with valid
 settings (what it draws, checked against the library) and with invalid ones (a Message,
 never an exception), the offline HTML explorer, and the ipywidgets wiring."""
 
@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnn_lib import functional as F  # noqa: E402
-from cnn_lib import mlp  # noqa: E402
-from cnn_lib.widgets import mlp as W  # noqa: E402
+from cnn_lib.teaching import mlp  # noqa: E402
+from cnn_lib.teaching.widgets import mlp as W  # noqa: E402
 
 
 def _is_message(result, *fragments):

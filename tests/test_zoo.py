@@ -1,11 +1,12 @@
-"""cnn_lib.zoo: architectures, augmentation, and the cache of trained networks."""
+"""cnn_lib.teaching.zoo: architectures, augmentation, and the cache of trained networks."""
 
 import json
 
 import numpy as np
 import pytest
 
-from cnn_lib import seed_network, zoo
+from cnn_lib import seed_network
+from cnn_lib.teaching import zoo
 from cnn_lib.data import MNIST_MEAN, MNIST_STD
 
 SMALL = dict(epochs=1, batch_size=64, n_train=256, progress=False)

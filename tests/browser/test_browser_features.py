@@ -192,7 +192,7 @@ def _expected_out_size(values):
 
 
 @pytest.mark.skipif(not EXPLORER_PAGES, reason=(
-    "the stride/padding explorer (Part II, cnn_lib.widgets.conv.explorer_html: "
+    "the stride/padding explorer (Part II, cnn_lib.teaching.widgets.conv.explorer_html: "
     "div.cnn-explorer) is not in the build yet"))
 def test_stride_padding_explorer_responds_to_its_controls(visitor):
     """Moving the stride and padding sliders (keyboard, as a reader would) changes the output
@@ -299,7 +299,7 @@ DRAW_PAGES = built_pages_containing('class="cnn-draw"')
 
 
 def _model_from_page(root):
-    """A Sequential with the weights the page embeds (cnn_lib.widgets.draw.network_spec)."""
+    """A Sequential with the weights the page embeds (cnn_lib.teaching.widgets.draw.network_spec)."""
     import base64
     import json
 
@@ -334,7 +334,7 @@ def test_draw_a_digit_classifies_what_the_mouse_draws(visitor):
 
     import numpy as np
 
-    from cnn_lib.widgets import draw
+    from cnn_lib.teaching.widgets import draw
 
     page, report = visitor.open(DRAW_PAGES[0])
     try:

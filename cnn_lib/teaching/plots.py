@@ -4,7 +4,7 @@ Every function takes an existing ``ax`` (or ``axes``) or creates a new figure, d
 and returns it, so that a chapter can combine several plots in one figure.
 
 Matplotlib is a dependency of the book, not of the library: it is imported inside the
-functions, so ``import cnn_lib`` and ``import cnn_lib.plots`` never import it.
+functions, so ``import cnn_lib`` and ``import cnn_lib.teaching.plots`` never import it.
 Figures created here have an opaque white background, which stays legible when the book
 is read with a dark theme.
 """

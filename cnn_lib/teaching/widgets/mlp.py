@@ -32,9 +32,9 @@ import math
 
 import numpy as np
 
-from .. import functional as F
+from ... import functional as F
 from .. import mlp, plots
-from ..layers import Arctan, ReLU, Sigmoid
+from ...layers import Arctan, ReLU, Sigmoid
 
 __all__ = [
     "Message", "architecture_view", "param_table_html", "approximation_view",
@@ -126,8 +126,8 @@ MAX_HIDDEN = 64
 
 
 def approximation_view(n_hidden=4):
-    """How well ``n_hidden`` ReLU neurons (one hidden layer, see :func:`cnn_lib.mlp.fit_hinges`)
-    approximate :func:`cnn_lib.mlp.wavy` on ``APPROX_RANGE``.
+    """How well ``n_hidden`` ReLU neurons (one hidden layer, see :func:`cnn_lib.teaching.mlp.fit_hinges`)
+    approximate :func:`cnn_lib.teaching.mlp.wavy` on ``APPROX_RANGE``.
 
     Left: the target and the network's output, with the knots (where a hinge bends) marked.
     Right: the hinges ``a_k relu(x - c_k)`` that the output neuron adds up, plus its bias.
@@ -176,7 +176,7 @@ MAX_STEPS = 500
 
 
 def descent_status(run, tol=1e-3):
-    """One sentence on how a :func:`cnn_lib.mlp.gradient_descent` run on the landscape ended."""
+    """One sentence on how a :func:`cnn_lib.teaching.mlp.gradient_descent` run on the landscape ended."""
     w = run["path"][-1]
     if run["diverged"]:
         return f"diverged: |w| exceeded the limit after {run['steps']} step{'s' * (run['steps'] != 1)}"
@@ -214,7 +214,7 @@ def _descent_args(lr, w1, w2, steps):
 
 
 def descent_view(lr=0.1, w1=2.8, w2=-2.9, steps=50):
-    """Gradient descent on the landscape of :func:`cnn_lib.mlp.landscape_cost` from
+    """Gradient descent on the landscape of :func:`cnn_lib.teaching.mlp.landscape_cost` from
     ``(w1, w2)`` with learning rate ``lr`` for ``steps`` steps.
 
     Left: the path on the contour plot. Right: the cost at every step (log scale).
@@ -256,7 +256,7 @@ def descent_explorer_html(lrs=DESCENT_LRS, starts=DESCENT_STARTS, steps=60, dpi=
     """A self-contained HTML + JavaScript gradient-descent explorer for pages without a kernel.
 
     Every run (each learning rate in ``lrs`` from each point in ``starts``, ``steps`` steps)
-    is computed here with :func:`cnn_lib.mlp.gradient_descent` and embedded, with the
+    is computed here with :func:`cnn_lib.teaching.mlp.gradient_descent` and embedded, with the
     contour plot as a PNG; the browser only draws the chosen path up to the chosen step.
     No external script or network access is needed.
 

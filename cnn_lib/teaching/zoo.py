@@ -75,8 +75,8 @@ def build(arch="seed", seed=0, dtype=np.float32, input_shape=_INPUT_SHAPE):
     All layers draw from one Generator in order, so ``build("seed", s)`` has the same
     initial weights as :func:`cnn_lib.seed_network` ``(s)``.
     """
-    from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-    from .model import Sequential
+    from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from ..model import Sequential
 
     rng = np.random.default_rng(seed)
     layers, shape = [], tuple(input_shape)
@@ -107,7 +107,7 @@ def random_shifts(max_shift=2, fill=None):
     images normalized by :func:`cnn_lib.load_mnist` (``-MNIST_MEAN / MNIST_STD``).
     Shapes: ``xb (N, C, H, W)`` -> same shape, a new array.
     """
-    from .data import MNIST_MEAN, MNIST_STD
+    from ..data import MNIST_MEAN, MNIST_STD
 
     s = int(max_shift)
     if s < 0:
@@ -132,7 +132,7 @@ def make_config(arch="seed", *, epochs=3, batch_size=32, lr=1e-3, seed=0, optimi
     """The dictionary that identifies a training run (and is hashed into its cache key).
 
     ``optimizer`` is ``"adam"`` (:class:`cnn_lib.Adam`) or ``"report_adam"``
-    (:class:`cnn_lib.report.ReportAdam`, the report's update rule); the learning rate of
+    (:class:`cnn_lib.teaching.report.ReportAdam`, the report's update rule); the learning rate of
     epoch ``e`` (from 0) is ``lr * lr_decay**e``; ``shift > 0`` trains on images moved by up
     to ``shift`` pixels (:func:`random_shifts`); ``n_train`` uses the first ``n_train``
     training images (all 60,000 when ``None``).
@@ -152,19 +152,19 @@ def make_config(arch="seed", *, epochs=3, batch_size=32, lr=1e-3, seed=0, optimi
 
 def _library_digest():
     """SHA-256 of the source files that determine trained weights."""
-    root = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent            # cnn_lib/teaching
+    engine = sorted(here.parent.glob("*.py"))          # every module of the engine (cnn_lib/*.py)
     h = hashlib.sha256()
-    for name in ("functional.py", "layers.py", "losses.py", "model.py", "optim.py", "train.py",
-                 "report.py", "zoo.py"):
-        h.update(name.encode())
-        h.update((root / name).read_bytes())
+    for path in engine + [here / "report.py", here / "zoo.py"]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def cache_key(config):
     """A short hash of ``config`` plus the library's version and source and the data checksums."""
-    from . import __version__
-    from .data import FILES
+    from .. import __version__
+    from ..data import FILES
 
     payload = {"config": config, "cnn_lib": __version__, "source": _library_digest(),
                "data": [FILES[n][0] for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")]}
@@ -233,9 +233,9 @@ def trained_model(name="seed", epochs=3, batch_size=32, lr=1e-3, seed=0, *, opti
         ``lr``, and ``step_loss``) plus ``"from_cache"`` (bool) and ``"key"``. When loaded from
         the cache, ``seconds`` are those measured when the network was trained.
     """
-    from .optim import Adam
+    from ..optim import Adam
     from .report import ReportAdam
-    from .train import fit
+    from ..train import fit
 
     config = make_config(name, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          optimizer=optimizer, lr_decay=lr_decay, shift=shift, n_train=n_train)
@@ -248,7 +248,7 @@ def trained_model(name="seed", epochs=3, batch_size=32, lr=1e-3, seed=0, *, opti
         return model, dict(history, from_cache=True, key=key)
 
     model = build(config["arch"], seed)          # fresh weights (a failed load may have written some)
-    from .data import load_mnist
+    from ..data import load_mnist
     x, y, _, _ = load_mnist(progress=False)
     if n_train is not None:
         x, y = x[:n_train], y[:n_train]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import functional as F
+from .. import functional as F
 
 __all__ = [
     "KERNELS", "edge_kernel", "feature_map_naive", "correlate2d_naive", "convolve2d_naive",

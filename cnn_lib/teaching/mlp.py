@@ -14,9 +14,9 @@ import re
 
 import numpy as np
 
-from . import functional as F
-from .layers import Arctan, Dense, Flatten, ReLU, Sigmoid
-from .model import Sequential
+from .. import functional as F
+from ..layers import Arctan, Dense, Flatten, ReLU, Sigmoid
+from ..model import Sequential
 
 __all__ = [
     "ACTIVATIONS", "parse_sizes", "param_counts", "num_params", "build_mlp", "collapse_linear",

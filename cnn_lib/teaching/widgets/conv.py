@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import conv_teaching as T
-from .. import functional as F
+from ... import functional as F
 
 __all__ = [
     "OKABE_ITO", "draw_grid", "show_result", "param_counts", "param_count_figure", "connection_matrix_figure",
@@ -292,7 +292,7 @@ def feature_map(image, kernel, bias=0.0, activation="none"):
 def feature_map_figure(image, kernel_name="sobel_x", bias=0.0, activation="relu"):
     """Input digit, kernel (with its numbers) and feature map, side by side.
 
-    ``kernel_name`` is a key of :data:`cnn_lib.conv_teaching.KERNELS`; ``activation`` one of
+    ``kernel_name`` is a key of :data:`cnn_lib.teaching.conv_teaching.KERNELS`; ``activation`` one of
     ``"none"``, ``"relu"``, ``"sigmoid"``. Returns the Figure, or a message for invalid settings.
     """
     if kernel_name not in T.KERNELS:
@@ -558,7 +558,7 @@ def flip_widget(images):
 def correlation_vs_convolution_figure(image, kernel_name="sobel_x"):
     """A digit cross-correlated and convolved with the same kernel, and the difference.
     ``kernel_name``: ``"numbered"`` (:data:`NUMBERED_KERNEL`, scaled) or a key of
-    :data:`cnn_lib.conv_teaching.KERNELS`. Returns the Figure or a message string."""
+    :data:`cnn_lib.teaching.conv_teaching.KERNELS`. Returns the Figure or a message string."""
     if kernel_name == "numbered":
         K = (NUMBERED_KERNEL - NUMBERED_KERNEL.mean()) / 10
     elif kernel_name in T.KERNELS:
@@ -603,8 +603,8 @@ def explorer_state(image, n, k, s, p, d=1):
     """Everything the stride/padding explorer shows for one setting, computed with ``cnn_lib``.
 
     ``image`` is a digit with pixels in [0, 1] (e.g. 28 x 28); it is resized to ``n x n``
-    (:func:`cnn_lib.conv_teaching.resize_image`), zero-padded by ``p``, and cross-correlated
-    with the ``k x k`` edge kernel :func:`cnn_lib.conv_teaching.edge_kernel` dilated by
+    (:func:`cnn_lib.teaching.conv_teaching.resize_image`), zero-padded by ``p``, and cross-correlated
+    with the ``k x k`` edge kernel :func:`cnn_lib.teaching.conv_teaching.edge_kernel` dilated by
     ``d``, moved by the stride ``s``.
 
     Returns a dict. Valid settings: ``valid=True``, ``n_out`` (from
@@ -686,7 +686,7 @@ def explorer_data(image, ranges=None, defaults=None):
 
     * ``ranges``: ``{"n": [min, max], "k": ..., "s": ..., "p": ..., "d": ...}``; ``defaults``.
     * ``combos``: for **every** combination ``"n,k,s,p,d"`` within the ranges, either
-      ``[n_out, macs]`` (from :func:`cnn_lib.conv_teaching.conv_macs`, i.e.
+      ``[n_out, macs]`` (from :func:`cnn_lib.teaching.conv_teaching.conv_macs`, i.e.
       :func:`cnn_lib.functional.conv_output_size`) or the message string of an impossible one.
     * ``images``: for each ``n``, the digit resized to ``n x n`` as uint8 (base64, row-major).
     * ``base``: for each ``"n,k,d"``, the stride-1 feature map with the largest padding
@@ -734,7 +734,7 @@ def explorer_data(image, ranges=None, defaults=None):
 _EXPLORER_JS = r"""
 /* Stride / padding explorer of "Convolutional Neural Networks from Scratch" (cnn_lib).
    Vanilla JavaScript, no dependencies. The numbers it shows come from the JSON that
-   cnn_lib.widgets.conv.explorer_data computed with cnn_lib; this code only looks them up,
+   cnn_lib.teaching.widgets.conv.explorer_data computed with cnn_lib; this code only looks them up,
    slices the feature maps and draws. */
 (function (global) {
   "use strict";
@@ -1242,7 +1242,7 @@ def pooling_widget(images):
 def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
     """How ``dL/dM`` is a full convolution: the upstream gradient ``dF`` (``n_out x n_out``,
     small integers), ``dF`` dilated by the stride and padded by ``k - 1``, the flipped kernel,
-    and the resulting ``dL/dM`` (:func:`cnn_lib.conv_teaching.conv2d_grad_input`, which the
+    and the resulting ``dL/dM`` (:func:`cnn_lib.teaching.conv_teaching.conv2d_grad_input`, which the
     tests check against :func:`cnn_lib.functional.conv2d_backward`).
     Returns the Figure, or a message string for an invalid setting."""
     k, err = _int(kernel_size, "Kernel size", 1, 5)

@@ -31,7 +31,7 @@ import uuid
 import numpy as np
 
 from ..conv_teaching import resize_image
-from ..data import MNIST_MEAN, MNIST_STD
+from ...data import MNIST_MEAN, MNIST_STD
 from ..zoo import layer_outputs
 
 __all__ = [
@@ -128,14 +128,14 @@ def predict_drawing(model, ink):
 
     Returns the dict of :func:`preprocess` plus ``probs`` (10 class probabilities),
     ``label`` (the most probable class) and ``layers`` (``[(name, output (C, H, W) or (D,))]``
-    for every layer, from :func:`cnn_lib.zoo.layer_outputs`) — or, for an empty drawing,
+    for every layer, from :func:`cnn_lib.teaching.zoo.layer_outputs`) — or, for an empty drawing,
     the message string :data:`EMPTY_MESSAGE`.
     """
     try:
         result = preprocess(ink)
     except ValueError as exc:
         return str(exc)
-    from ..functional import softmax
+    from ...functional import softmax
     outs = layer_outputs(model, result["x"])
     probs = softmax(outs[-1][1].astype(np.float64))[0]
     result.update(probs=probs, label=int(np.argmax(probs)), layers=[(n, a[0]) for n, a in outs])
@@ -326,7 +326,7 @@ def network_spec(model, input_shape=(1, FIELD, FIELD)):
     """The layers of a ``Sequential`` as JSON-ready dicts for the JavaScript forward pass:
     ``conv`` (``shape`` (F, C, KH, KW), ``stride``, ``padding``, base64 float32 ``w`` and ``b``),
     ``pool`` (``size``, ``stride``), ``relu``, ``flatten``, ``dense`` (``shape`` (D, M), ``w``, ``b``)."""
-    from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from ...layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
     def b64(a):
         return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optim import Optimizer
+from ..optim import Optimizer
 
 __all__ = [
     "convolution", "maxpool", "relu", "softmax", "categoricalCrossEntropy",
