@@ -34,6 +34,7 @@ __all__ = [
     "MNIST_STD",
     "load_mnist",
     "read_idx",
+    "train_val_split",
 ]
 
 
@@ -499,3 +500,28 @@ def load_mnist(path=None, *, normalize=True, download=True, progress=True):
         _images_to_float(x_te, normalize),
         y_te.astype(np.int64),
     )
+
+
+def train_val_split(x, y, val_size=10_000, seed=0):
+    """Hold out ``val_size`` examples of a training set as a validation set.
+
+    Every choice the book makes (a learning rate, a width, when to stop, which network) is
+    made on the validation set; the test set is used once, to report the chosen model.
+    The examples are drawn by a seeded permutation, so the split is the same on every run.
+
+    Shapes
+    ------
+    x : (N, ...) ; y : (N,)
+    returns x_train (N - val_size, ...), y_train (N - val_size,), x_val (val_size, ...), y_val (val_size,)
+
+    Raises ``ValueError`` if ``val_size`` is not an integer in ``1 .. N - 1`` or the lengths differ.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} inputs but {len(y)} labels")
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
+        raise TypeError(f"val_size must be an integer, got {val_size!r}")
+    if not 1 <= val_size < len(x):
+        raise ValueError(f"val_size must lie in 1..{len(x) - 1} for {len(x)} examples, got {val_size}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    train, val = np.sort(order[val_size:]), np.sort(order[:val_size])   # keep the original order within each part
+    return x[train], y[train], x[val], y[val]

@@ -534,3 +534,24 @@ def test_corrupt_cached_file_is_deleted_then_redownloaded(
     assert not bad.exists()
     assert load_mnist(progress=False)[2].shape == (3, 1, 28, 28)
     assert gzip.decompress(bad.read_bytes()) == synthetic[NAMES[2]]
+
+
+def test_train_val_split_is_a_seeded_partition():
+    from cnn_lib import train_val_split
+    x = np.arange(100, dtype=np.float32).reshape(100, 1) * 2
+    y = np.arange(100)
+    xt, yt, xv, yv = train_val_split(x, y, val_size=20, seed=3)
+    assert xt.shape == (80, 1) and xv.shape == (20, 1)
+    assert sorted(np.concatenate([yt, yv]).tolist()) == list(range(100))   # a partition
+    assert np.array_equal(xt[:, 0], 2 * yt) and np.array_equal(xv[:, 0], 2 * yv)   # pairs kept
+    assert np.all(np.diff(yt) > 0) and np.all(np.diff(yv) > 0)          # original order kept
+    again = train_val_split(x, y, val_size=20, seed=3)
+    assert np.array_equal(again[3], yv)                                   # reproducible
+    assert not np.array_equal(train_val_split(x, y, val_size=20, seed=4)[3], yv)
+
+
+@pytest.mark.parametrize("val_size", [0, 100, -1, 2.5, True])
+def test_train_val_split_rejects_bad_sizes(val_size):
+    from cnn_lib import train_val_split
+    with pytest.raises((ValueError, TypeError), match="val_size"):
+        train_val_split(np.zeros((100, 2)), np.zeros(100, dtype=int), val_size=val_size)
