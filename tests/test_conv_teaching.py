@@ -272,3 +272,44 @@ def test_shift_image():
     assert_array_equal(T.shift_image(x, 1, -1)[0], [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
     assert_array_equal(T.shift_image(x, 0, 0), x)
     assert_array_equal(T.shift_image(x, 3, 0), np.zeros_like(x))
+
+
+def test_convolve1d_naive_matches_numpy():
+    r = _rng(11)
+    for n, q in ((7, 3), (5, 5), (9, 1), (4, 6)):
+        x, k = r.standard_normal(n), r.standard_normal(q)
+        assert_allclose(T.convolve1d_naive(x, k), np.convolve(x, k, "full"), **TOL)
+        if q <= n:
+            assert_allclose(T.convolve1d_naive(x, k, "valid"), np.convolve(x, k, "valid"), **TOL)
+    # by hand: (1, 2, 3) * (1, -1) = (1, 1, 1, -3)
+    assert_array_equal(T.convolve1d_naive(np.array([1.0, 2, 3]), np.array([1.0, -1])), [1, 1, 1, -3])
+    with pytest.raises(ValueError):
+        T.convolve1d_naive(np.ones(2), np.ones(3), "valid")
+    with pytest.raises(ValueError):
+        T.convolve1d_naive(np.ones((2, 2)), np.ones(2))
+
+
+def _brute_force_field(stack, n, unit):
+    """Input pixels (1-D) that reach output ``unit`` of ``stack``: propagate index sets."""
+    sets = [{i} for i in range(n)]
+    for k, s, p in stack:
+        padded = [set()] * p + sets + [set()] * p
+        n_out = (len(padded) - k) // s + 1
+        sets = [set().union(*padded[i * s:i * s + k]) for i in range(n_out)]
+    return sorted(sets[unit])
+
+
+def test_receptive_field_against_brute_force_and_layers():
+    from cnn_lib import seed_network
+    stacks = [[(5, 1, 0), (5, 1, 0), (2, 2, 0)], [(3, 1, 1), (2, 2, 0), (3, 1, 1), (2, 2, 0)],
+              [(3, 2, 0), (3, 2, 1)], [(7, 3, 2)]]
+    for stack in stacks:
+        r, j, a = T.receptive_field(stack)[-1]
+        for unit in (1, 2):
+            got = _brute_force_field(stack, 40, unit)
+            lo = max(a + unit * j, 0)
+            assert got == list(range(lo, a + unit * j + r)), (stack, unit)
+    fields = T.receptive_field(seed_network(0))
+    assert fields == [(5, 1, 0), (9, 1, 0), (10, 2, 0)]
+    with pytest.raises(ValueError):
+        T.receptive_field([(0, 1, 0)])

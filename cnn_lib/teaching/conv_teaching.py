@@ -19,6 +19,8 @@ library's layout, ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``dy (N, F, H_out, W
   convolution is), :func:`dilate` (zeros between entries: strided gradients, dilated kernels).
 * Small tools for pictures and experiments: :data:`KERNELS`, :func:`edge_kernel`,
   :func:`resize_image`, :func:`shift_image`, :func:`conv_macs`, :func:`same_padding`.
+* The 1-D discrete convolution as a loop, :func:`convolve1d_naive`, and the receptive field
+  of a stack of layers by the recurrence of its size and jump, :func:`receptive_field`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = [
     "KERNELS", "edge_kernel", "feature_map_naive", "correlate2d_naive", "convolve2d_naive",
     "dilate", "conv2d_grad_weight_naive", "conv2d_grad_input_naive", "conv2d_grad_weight",
     "conv2d_grad_input", "im2col", "conv2d_im2col", "conv_as_matrix", "conv_macs",
-    "same_padding", "resize_image", "shift_image",
+    "same_padding", "resize_image", "shift_image", "convolve1d_naive", "receptive_field",
 ]
 
 
@@ -165,6 +167,70 @@ def convolve2d_naive(M, K, mode="valid"):
                 for n in range(KW):
                     total += _at(M, i - m, j - n) * K[m, n]
             out[a, c] = total
+    return out
+
+
+def convolve1d_naive(x, k, mode="full"):
+    """1-D discrete convolution with plain loops: ``(k * x)[t] = sum_m x[t - m] k[m]``.
+
+    ``x`` is taken as 0 outside its ends. ``full`` keeps every ``t`` where a term can be
+    non-zero, length ``len(x) + len(k) - 1``; ``valid`` keeps the ``t`` where the flipped
+    kernel lies inside ``x``, length ``len(x) - len(k) + 1``. Same conventions as
+    ``np.convolve(x, k, mode)``. Shapes ``(n,)``, ``(q,)`` -> ``(n + q - 1,)`` or ``(n - q + 1,)``.
+    """
+    x, k = np.asarray(x), np.asarray(k)
+    if x.ndim != 1 or k.ndim != 1 or len(x) == 0 or len(k) == 0:
+        raise ValueError(f"x and k must be non-empty 1-D arrays, got shapes {x.shape} and {k.shape}")
+    _check_mode(mode)
+    n, q = len(x), len(k)
+    if mode == "full":
+        ts = range(n + q - 1)
+    else:
+        if q > n:
+            raise ValueError(f"kernel of length {q} is longer than the input ({n}) ('valid' mode)")
+        ts = range(q - 1, n)
+    out = np.zeros(len(ts), dtype=np.result_type(x, k, np.float32))
+    for a, t in enumerate(ts):
+        total = 0.0
+        for m in range(q):
+            if 0 <= t - m < n:
+                total += x[t - m] * k[m]
+        out[a] = total
+    return out
+
+
+def receptive_field(layers):
+    """Receptive field of every layer of a stack, along one axis, by the recurrence
+
+    ``r_l = r_{l-1} + (k_l - 1) j_{l-1}``, ``j_l = j_{l-1} s_l``, ``a_l = a_{l-1} - p_l j_{l-1}``
+
+    from ``r_0 = j_0 = 1``, ``a_0 = 0``: unit ``i`` of layer ``l`` sees the input pixels
+    ``a_l + i j_l, ..., a_l + i j_l + r_l - 1`` (size ``r_l``, jump ``j_l`` between
+    neighbouring units, start ``a_l``, negative when padding reaches outside the image).
+
+    ``layers`` is a sequence of ``(kernel_size, stride, padding)`` triples, or of layers,
+    or a :class:`cnn_lib.Sequential`: layers with a ``kernel_size`` (convolution, pooling)
+    use their first axis; the others (activations, ``Flatten``, ...) are skipped.
+    Returns a list of ``(size, jump, start)``, one per kernel layer.
+    """
+    if hasattr(layers, "layers"):
+        layers = list(layers.layers.values())
+    r, j, a = 1, 1, 0
+    out = []
+    for layer in layers:
+        if isinstance(layer, tuple):
+            if len(layer) != 3:
+                raise ValueError(f"expected (kernel_size, stride, padding), got {layer!r}")
+            k, s, p = (int(v) for v in layer)
+        elif hasattr(layer, "kernel_size"):
+            k, s = layer.kernel_size[0], layer.stride[0]
+            p = getattr(layer, "padding", (0, 0))[0]
+        else:
+            continue
+        if k < 1 or s < 1 or p < 0:
+            raise ValueError(f"kernel_size and stride must be >= 1 and padding >= 0, got {(k, s, p)}")
+        r, a, j = r + (k - 1) * j, a - p * j, j * s
+        out.append((r, j, a))
     return out
 
 
