@@ -77,9 +77,9 @@ def _as_2d(a, name):
 def feature_map_naive(M, K, b=0.0, activation=None):
     """The feature map of one convolutional neuron, with four plain loops.
 
-    ``F[i, j] = sigma( sum_m sum_n M[i + m, j + n] K[m, n] + b )`` for every position
+    ``A[i, j] = phi( sum_m sum_n M[i + m, j + n] K[m, n] + b )`` for every position
     ``(i, j)`` where the ``KH x KW`` kernel fits inside the ``H x W`` input, so
-    ``F`` has shape ``(H - KH + 1, W - KW + 1)``. ``activation`` is ``sigma`` (a function
+    ``A`` has shape ``(H - KH + 1, W - KW + 1)``. ``activation`` is ``phi`` (a function
     applied to each sum, e.g. :func:`cnn_lib.functional.relu`) or ``None`` for the identity.
 
     The inner double sum is the sum of the Hadamard (element-wise) product of the kernel
