@@ -3,8 +3,9 @@
 The public API; see the book for the ideas behind each piece.
 """
 
-from . import functional, gradcheck, layers, losses, optim
+from . import functional, gradcheck, init, layers, losses, optim
 from .data import DataError, load_mnist, read_idx, train_val_split
+from .init import initialize
 from .gradcheck import check_function, check_layer, check_model, numerical_gradient, rel_error
 from .layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 from .losses import softmax_cross_entropy
@@ -16,7 +17,7 @@ from .train import evaluate, fit, minibatches, predict
 __version__ = "0.1.0"
 
 __all__ = [
-    "functional", "gradcheck", "layers", "losses", "optim",
+    "functional", "gradcheck", "init", "layers", "losses", "optim", "initialize",
     "DataError", "load_mnist", "read_idx", "train_val_split",
     "check_function", "check_layer", "check_model", "numerical_gradient", "rel_error",
     "Arctan", "AvgPool2D", "Conv2D", "Dense", "Flatten", "MaxPool2D", "ReLU", "Sigmoid",
