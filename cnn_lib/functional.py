@@ -827,7 +827,7 @@ def dropout_naive(x, p, rng):
     p = _check_dropout_p(p)
     x = np.asarray(x)
     rng = np.random.default_rng(rng)
-    scale = x.dtype.type(1.0 / (1.0 - p)) if np.issubdtype(x.dtype, np.floating) else 1.0 / (1.0 - p)
+    scale = 1.0 / (1.0 - p)
     y, mask = np.zeros_like(x), np.zeros_like(x)
     for index in np.ndindex(x.shape):              # C order, like rng.random(x.shape)
         u = rng.random()
