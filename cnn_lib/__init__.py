@@ -7,7 +7,7 @@ from . import functional, gradcheck, init, layers, losses, optim
 from .data import DataError, load_mnist, read_idx, train_val_split
 from .init import initialize
 from .gradcheck import check_function, check_layer, check_model, numerical_gradient, rel_error
-from .layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from .layers import Arctan, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid
 from .losses import softmax_cross_entropy
 from .model import Sequential, seed_network
 from .optim import SGD, Adam
@@ -20,7 +20,7 @@ __all__ = [
     "functional", "gradcheck", "init", "layers", "losses", "optim", "initialize",
     "DataError", "load_mnist", "read_idx", "train_val_split",
     "check_function", "check_layer", "check_model", "numerical_gradient", "rel_error",
-    "Arctan", "AvgPool2D", "Conv2D", "Dense", "Flatten", "MaxPool2D", "ReLU", "Sigmoid",
+    "Arctan", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "MaxPool2D", "ReLU", "Sigmoid",
     "softmax_cross_entropy", "Sequential", "seed_network", "SGD", "Adam",
     "evaluate", "fit", "minibatches", "predict", "best_time",
 ]

@@ -768,3 +768,73 @@ def cross_entropy_backward_naive(logits, y):
         for k in range(K):
             p[n, k] = (p[n, k] - (1.0 if k == y[n] else 0.0)) / N
     return p
+
+
+# --------------------------------------------------------------------------- dropout
+def _check_dropout_p(p):
+    """``p`` as a float, or a clear error: a finite real number with ``0 <= p < 1``."""
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout probability p must be a real number, got {p!r}")
+    p = float(p)
+    if not (np.isfinite(p) and 0.0 <= p < 1.0):
+        raise ValueError(f"dropout probability p must satisfy 0 <= p < 1 (the probability of "
+                         f"dropping a unit), got {p}")
+    return p
+
+
+def dropout_forward(x, p, rng):
+    """Inverted dropout: each entry of ``x`` is kept with probability ``1 - p`` and scaled
+    by ``1 / (1 - p)``, or set to zero (dropped) with probability ``p``:
+
+    ``y = x * mask``,  ``mask = keep / (1 - p)``,  ``keep ~ Bernoulli(1 - p)`` independently,
+
+    so that ``E[y] = x``: at evaluation the layer is the identity and needs no rescaling.
+
+    Parameters
+    ----------
+    x : array of any shape
+    p : float, the probability of dropping an entry, ``0 <= p < 1``
+    rng : numpy Generator (or a seed): one uniform number ``u`` is drawn per entry, in
+        C order, and the entry is kept when ``u >= p`` (as in :func:`dropout_naive`)
+
+    Returns
+    -------
+    y : like ``x``
+    mask : like ``x`` (same dtype), 0 or ``1 / (1 - p)``; :func:`dropout_backward` needs it.
+
+    Shapes: ``x`` any -> ``y``, ``mask`` the same shape.
+    """
+    p = _check_dropout_p(p)
+    x = np.asarray(x)
+    keep = np.random.default_rng(rng).random(x.shape) >= p        # float64 uniforms, any dtype of x
+    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * mask, mask
+
+
+def dropout_backward(dy, mask):
+    """Gradient of :func:`dropout_forward` with respect to ``x``: ``dx = dy * mask`` (the
+    mask is fixed once drawn, so ``y`` is linear in ``x``). Shapes: ``dy``, ``mask`` -> ``dx``,
+    all the same."""
+    if np.shape(dy) != np.shape(mask):
+        raise ValueError(f"dy has shape {np.shape(dy)}, the mask {np.shape(mask)}")
+    return dy * mask
+
+
+def dropout_naive(x, p, rng):
+    """Loop version of :func:`dropout_forward`, one entry at a time: draw ``u``, keep the
+    entry (times ``1 / (1 - p)``) when ``u >= p``, else write 0. With a Generator in the same
+    state it returns the same ``(y, mask)`` as the vectorized version."""
+    p = _check_dropout_p(p)
+    x = np.asarray(x)
+    rng = np.random.default_rng(rng)
+    scale = 1.0 / (1.0 - p)
+    y, mask = np.zeros_like(x), np.zeros_like(x)
+    for index in np.ndindex(x.shape):              # C order, like rng.random(x.shape)
+        u = rng.random()
+        if u >= p:
+            mask[index] = scale
+            y[index] = x[index] * scale
+    return y, mask
+
+
+__all__ += ["dropout_forward", "dropout_backward", "dropout_naive"]

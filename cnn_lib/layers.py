@@ -236,3 +236,47 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
+
+
+class Dropout(Layer):
+    """Inverted dropout (:func:`cnn_lib.functional.dropout_forward`): in training, each entry
+    is zeroed with probability ``p`` and the others are scaled by ``1 / (1 - p)``, so that
+    ``E[y] = x``; in evaluation (``forward(x, train=False)``) the layer is the identity.
+
+    A fresh mask is drawn at every training forward from the layer's own Generator, so a
+    model built with the same seeds trains the same way bit for bit; ``backward`` uses the
+    mask of the last training forward. Note that :func:`cnn_lib.gradcheck.check_layer` and
+    ``check_model`` evaluate the loss with ``train=False``: check dropout with a fixed mask
+    (re-seed ``rng`` before each forward) instead.
+
+    Parameters
+    ----------
+    p : float, the probability of dropping an entry, ``0 <= p < 1``.
+    rng : numpy Generator or int seed; ``None`` takes a seed from the operating system
+        (not reproducible, like the initialisation of :class:`Dense`).
+
+    Shapes: any -> the same shape.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        self.p = F._check_dropout_p(p)
+        self.rng = _rng(rng)
+
+    def forward(self, x, train=True):
+        if not train:
+            self._cache = None
+            return x
+        y, mask = F.dropout_forward(x, self.p, self.rng)
+        self._cache = mask
+        return y
+
+    def backward(self, dy, need_dx=True):
+        mask = self._saved()
+        return F.dropout_backward(dy, mask) if need_dx else None
+
+    def __repr__(self):
+        return f"Dropout(p={self.p:g})"
+
+
+__all__ += ["Dropout"]

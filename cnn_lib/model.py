@@ -16,7 +16,8 @@ from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 __all__ = ["Sequential", "seed_network"]
 
 _PREFIX = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "pool", "AvgPool2D": "pool", "ReLU": "relu",
-           "Sigmoid": "sigmoid", "Arctan": "arctan", "Flatten": "flatten"}
+           "Sigmoid": "sigmoid", "Arctan": "arctan", "Flatten": "flatten",
+           "Dropout": "dropout"}
 
 
 class Sequential:

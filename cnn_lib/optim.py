@@ -11,6 +11,19 @@ import numpy as np
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
+def _check_weight_decay(value):
+    """The weight decay λ as a float: a finite number >= 0, or a clear error."""
+    try:
+        if isinstance(value, (bool, np.bool_, str)):
+            raise TypeError
+        decay = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"weight_decay must be a number, got {value!r}") from None
+    if not (np.isfinite(decay) and decay >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {value!r}")
+    return decay
+
+
 class Optimizer:
     def __init__(self, params, lr):
         if not (np.isfinite(lr) and lr > 0):
@@ -29,21 +42,37 @@ class Optimizer:
     def step(self, grads):
         raise NotImplementedError
 
+    def _with_weight_decay(self, grads):
+        """``{name: g + λ p}`` (new arrays; the caller's gradients are not changed) when the
+        optimizer has a ``weight_decay`` λ > 0, else ``grads`` itself."""
+        decay = getattr(self, "weight_decay", 0.0)
+        if not decay:
+            return grads
+        params = self.params    # a name or shape that does not match is left for _pairs to report
+        return {k: g + decay * params[k] if k in params and np.shape(g) == params[k].shape else g
+                for k, g in grads.items()}
+
 
 class SGD(Optimizer):
     """Gradient descent with optional momentum (PyTorch's form):
 
     ``v <- momentum * v + g``;  ``p <- p - lr * v``  (``v = g`` when ``momentum = 0``).
+
+    ``weight_decay = λ`` adds ``λ p`` to the gradient of every parameter passed (biases
+    included) before the update, ``g <- g + λ p``: L2 regularization, the gradient of
+    ``loss + λ/2 ||p||^2``, as PyTorch's ``SGD(weight_decay=...)`` does.
     """
 
-    def __init__(self, params, lr=0.01, momentum=0.0):
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr)
+        self.weight_decay = _check_weight_decay(weight_decay)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
         self.velocity = {k: np.zeros_like(p) for k, p in self.params.items()} if momentum else None
 
     def step(self, grads):
+        grads = self._with_weight_decay(grads)
         for k, p, g in self._pairs(grads):
             if self.velocity is not None:
                 v = self.velocity[k]
@@ -62,10 +91,17 @@ class Adam(Optimizer):
 
     The moments of all parameters live in one flat array each (``m``, ``v``; see
     :meth:`moments` for them by name), so a step is a handful of whole-array operations.
+
+    ``weight_decay = λ`` adds ``λ p`` to the gradient of every parameter passed (biases
+    included) before the moments are updated, ``g <- g + λ p``: L2 regularization, the
+    gradient of ``loss + λ/2 ||p||^2``, as PyTorch's ``Adam(weight_decay=...)`` does. It is
+    not AdamW's *decoupled* weight decay (``p <- p - lr λ p`` outside the adaptive step):
+    here the decay term is divided by ``sqrt(v_hat)`` like the rest of the gradient.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
+        self.weight_decay = _check_weight_decay(weight_decay)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
@@ -87,6 +123,7 @@ class Adam(Optimizer):
                 for k, sl in self.slices.items()}
 
     def step(self, grads):
+        grads = self._with_weight_decay(grads)
         b1, b2 = self.betas
         pairs = self._pairs(grads)
         g = np.concatenate([gk.reshape(-1) for _, _, gk in pairs]).astype(self.m.dtype, copy=False)

@@ -656,3 +656,79 @@ def test_cross_entropy_gradcheck(N, K):
     errors = check_function(lambda z: losses.softmax_cross_entropy(z, y)[0],
                             lambda dy, z: dy * losses.softmax_cross_entropy(z, y)[1], z, rng=5, h=STEP)
     assert errors[0] < GRAD_TOL, errors
+
+
+# --------------------------------------------------------------------------- dropout
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 0.9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_matches_naive(p, dtype):
+    x = np.random.default_rng(20).standard_normal((3, 2, 4, 5)).astype(dtype)
+    y, mask = F.dropout_forward(x, p, np.random.default_rng(7))
+    y_naive, mask_naive = F.dropout_naive(x, p, np.random.default_rng(7))
+    assert y.dtype == mask.dtype == dtype and y.shape == mask.shape == x.shape
+    assert_array_equal(y, y_naive)
+    assert_array_equal(mask, mask_naive)
+    # every entry is dropped (0) or kept and scaled by 1 / (1 - p)
+    kept = mask != 0
+    assert_allclose(mask[kept], 1 / (1 - p), rtol=1e-6)
+    assert_allclose(y[kept], x[kept] / (1 - p), rtol=1e-6)
+    assert_array_equal(y[~kept], 0)
+    if p == 0:
+        assert kept.all()
+
+
+def test_dropout_forward_backward_by_hand():
+    # with a generator in a known state the mask is u >= p entry by entry
+    u = np.random.default_rng(3).random(6)
+    x = np.arange(1.0, 7.0)
+    y, mask = F.dropout_forward(x, 0.5, np.random.default_rng(3))
+    assert_array_equal(mask, np.where(u >= 0.5, 2.0, 0.0))
+    assert_array_equal(y, np.where(u >= 0.5, 2 * x, 0.0))
+    dy = np.linspace(-1, 1, 6)
+    assert_array_equal(F.dropout_backward(dy, mask), np.where(u >= 0.5, 2 * dy, 0.0))
+    with pytest.raises(ValueError, match="shape"):
+        F.dropout_backward(dy[:5], mask)
+
+
+def test_dropout_gradcheck_with_a_fixed_mask():
+    x = np.random.default_rng(21).standard_normal((4, 7))
+    _, mask = F.dropout_forward(x, 0.4, np.random.default_rng(1))
+    assert 0 < np.count_nonzero(mask) < mask.size      # some entries kept, some dropped
+    errors = check_function(lambda x: x * mask, lambda dy, x: F.dropout_backward(dy, mask), x, rng=6, h=STEP)
+    assert errors[0] < GRAD_TOL, errors
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropout_expectation_is_the_identity(p):
+    # E[y] = x: over n independent entries the mean of y / x has standard deviation
+    # sqrt(p / ((1 - p) n)); a correct scaling stays within 5 of them (a false alarm has
+    # probability ~6e-7), a missing 1 / (1 - p) misses by a factor 1 - p.
+    n = 200_000
+    x = np.full(n, 3.0)
+    y, mask = F.dropout_forward(x, p, np.random.default_rng(11))
+    std = math.sqrt(p / ((1 - p) * n))
+    assert abs(y.mean() / 3.0 - 1) < 5 * std
+    assert abs(np.mean(mask == 0) - p) < 5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_dropout_draws_a_new_mask_from_the_generator():
+    rng = np.random.default_rng(0)
+    x = np.ones((50, 50))
+    _, m1 = F.dropout_forward(x, 0.5, rng)
+    _, m2 = F.dropout_forward(x, 0.5, rng)
+    assert not np.array_equal(m1, m2)
+    _, m1_again = F.dropout_forward(x, 0.5, np.random.default_rng(0))
+    assert_array_equal(m1, m1_again)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan"), float("inf")])
+def test_dropout_rejects_invalid_p(p):
+    for f in (F.dropout_forward, F.dropout_naive):
+        with pytest.raises(ValueError, match="0 <= p < 1"):
+            f(np.ones(3), p, 0)
+
+
+@pytest.mark.parametrize("p", [None, "0.5", True, [0.5]])
+def test_dropout_rejects_non_numbers(p):
+    with pytest.raises(TypeError, match="real number"):
+        F.dropout_forward(np.ones(3), p, 0)

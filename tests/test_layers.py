@@ -281,3 +281,81 @@ def test_layer_gradcheck(name, layer, in_shape):
     errors = check_layer(layer, x, rng=0, h=STEP)
     assert set(errors) == {"x"} | set(layer.params)
     assert max(errors.values()) < GRAD_TOL, errors
+
+
+# --------------------------------------------------------------------------- dropout
+from cnn_lib.layers import Dropout  # noqa: E402  (kept with its tests)
+from cnn_lib.gradcheck import numerical_gradient, rel_error  # noqa: E402
+from cnn_lib.model import Sequential  # noqa: E402
+
+
+def test_dropout_is_the_identity_in_evaluation():
+    layer = Dropout(0.5, rng=0)
+    x = inputs((3, 4), N=5, dtype=np.float32)
+    assert layer.forward(x, train=False) is x
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones_like(x))
+
+
+def test_dropout_layer_uses_functional_and_a_fresh_seeded_mask():
+    x = inputs((6, 7), N=4, dtype=np.float32)
+    layer = Dropout(0.3, rng=5)
+    reference = np.random.default_rng(5)
+    masks = []
+    for _ in range(3):
+        y = layer.forward(x, train=True)
+        y_ref, mask_ref = F.dropout_forward(x, 0.3, reference)
+        assert_array_equal(y, y_ref)
+        dy = inputs((6, 7), N=4, seed=1, dtype=np.float32)
+        assert_array_equal(layer.backward(dy), dy * mask_ref)
+        assert layer.backward(dy, need_dx=False) is None
+        masks.append(mask_ref)
+    assert not np.array_equal(masks[0], masks[1])          # a new mask at every training forward
+    # the same seed gives the same masks: reproducible
+    again = Dropout(0.3, rng=5)
+    assert_array_equal(again.forward(x), F.dropout_forward(x, 0.3, np.random.default_rng(5))[0])
+    assert layer.params == {} and layer.num_params() == 0
+    assert repr(layer) == "Dropout(p=0.3)"
+
+
+def test_dropout_layer_gradcheck_with_a_fixed_mask():
+    # the mask is fixed by re-seeding the layer's generator before each forward
+    x = inputs((3, 4, 5), N=2, seed=3)                       # float64
+    layer = Dropout(0.5)
+    r = np.random.default_rng(0).standard_normal(x.shape)
+
+    def loss():
+        layer.rng = np.random.default_rng(42)
+        return np.sum(layer.forward(x, train=True) * r)
+
+    loss()
+    dx = layer.backward(r)
+    assert 0 < np.count_nonzero(dx) < dx.size
+    error = rel_error(dx, numerical_gradient(loss, x, h=STEP))
+    assert error < GRAD_TOL, error
+
+
+def test_dropout_layer_expectation():
+    # averaged over many masks the training output is x (E[y] = x); see the functional test
+    x = inputs((10,), N=4)
+    layer = Dropout(0.5, rng=1)
+    T = 4000
+    mean = sum(layer.forward(x) for _ in range(T)) / T
+    # y / x is 0 or 2: mean 1, variance p / (1 - p) = 1, so the mean over T masks has standard
+    # deviation 1 / sqrt(T); without the 1 / (1 - p) scaling it would be 0.5 x, 30 of them away
+    assert np.max(np.abs(mean / x - 1)) < 5 / np.sqrt(T)
+
+
+@pytest.mark.parametrize("p", [-0.5, 1, 2.0, float("nan")])
+def test_dropout_layer_validates_p(p):
+    with pytest.raises(ValueError, match="0 <= p < 1"):
+        Dropout(p)
+    with pytest.raises(TypeError):
+        Dropout("half")
+
+
+def test_sequential_names_dropout_layers():
+    model = Sequential(Dense(4, 3, rng=0), Dropout(0.5, rng=0), ReLU(), Dropout(0.2, rng=1), Dense(3, 2, rng=0))
+    assert list(model.layers) == ["dense1", "dropout1", "relu1", "dropout2", "dense2"]
+    x = inputs((4,), N=5)
+    assert_array_equal(model.forward(x, train=False), model.forward(x, train=False))

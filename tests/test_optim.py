@@ -179,3 +179,99 @@ def test_gradient_of_the_wrong_shape_raises(cls, p_shape, g_shape):
     opt = cls(params, lr=0.1)
     with pytest.raises(ValueError):
         opt.step({"w": np.arange(1.0, 1.0 + np.prod(g_shape)).reshape(g_shape)})
+
+
+# --------------------------------------------------------------------------- weight decay (L2)
+from cnn_lib.gradcheck import numerical_gradient  # noqa: E402  (kept with its tests)
+
+
+def _quadratic_problem(seed=0):
+    """A loss L(w, b) = 1/2 ||X w + b - t||^2 / N with its analytic gradient, and the
+    regularized objective L + λ/2 (||w||^2 + ||b||^2) written out for numerical differentiation."""
+    rng = np.random.default_rng(seed)
+    X, t = rng.standard_normal((6, 4)), rng.standard_normal(6)
+    params = {"w": rng.standard_normal(4), "b": rng.standard_normal(1)}
+
+    def loss_grad(p):
+        r = X @ p["w"] + p["b"] - t
+        return {"w": X.T @ r / len(t), "b": np.array([r.sum() / len(t)])}
+
+    def objective(p, lam):
+        r = X @ p["w"] + p["b"] - t
+        return 0.5 * r @ r / len(t) + lam / 2 * (p["w"] @ p["w"] + p["b"] @ p["b"])
+
+    return params, loss_grad, objective
+
+
+@pytest.mark.parametrize("make", [
+    lambda p, wd: SGD(p, lr=0.1, weight_decay=wd),
+    lambda p, wd: SGD(p, lr=0.1, momentum=0.9, weight_decay=wd),
+    lambda p, wd: Adam(p, lr=0.05, weight_decay=wd),
+    lambda p, wd: Adam(p, lr=0.05, betas=(0.5, 0.9), eps=1e-6, weight_decay=wd),
+], ids=["sgd", "sgd-momentum", "adam", "adam-betas"])
+def test_weight_decay_is_the_gradient_of_the_l2_penalty(make):
+    """Steps with weight_decay=λ on the loss's gradient equal plain steps on the gradient of
+    loss + λ/2 ||p||^2, the latter obtained by central differences (independently of λ p)."""
+    lam = 0.3
+    params, loss_grad, objective = _quadratic_problem()
+    decayed = {k: v.copy() for k, v in params.items()}
+    plain = {k: v.copy() for k, v in params.items()}
+    opt_decayed, opt_plain = make(decayed, lam), make(plain, 0.0)
+    for _ in range(5):
+        g = loss_grad(decayed)
+        g_copy = {k: v.copy() for k, v in g.items()}
+        opt_decayed.step(g)
+        for k in g:
+            assert_array_equal(g[k], g_copy[k])          # the caller's gradients are not changed
+        g_total = {k: numerical_gradient(lambda: objective(plain, lam), plain[k]) for k in plain}
+        opt_plain.step(g_total)
+        for k in params:
+            assert_allclose(decayed[k], plain[k], rtol=1e-7, atol=1e-9)
+    assert not np.allclose(decayed["w"], params["w"])     # the parameters did move
+    # and the decay made a difference: without it the same steps end elsewhere
+    no_decay = {k: v.copy() for k, v in params.items()}
+    opt = make(no_decay, 0.0)
+    for _ in range(5):
+        opt.step(loss_grad(no_decay))
+    assert np.max(np.abs(no_decay["w"] - decayed["w"])) > 1e-3
+
+
+def test_sgd_weight_decay_by_hand():
+    p = np.array([2.0, -1.0], dtype=np.float32)
+    SGD({"p": p}, lr=0.5, weight_decay=0.1).step({"p": np.array([1.0, 0.0], dtype=np.float32)})
+    # p - lr (g + λ p) = [2 - 0.5 (1 + 0.2), -1 - 0.5 (0 - 0.1)]
+    assert_allclose(p, [1.4, -0.95], rtol=1e-6)
+    assert p.dtype == np.float32
+
+
+def test_weight_decay_alone_shrinks_parameters_geometrically():
+    # with a zero loss gradient SGD's decay is p <- (1 - lr λ) p
+    p = np.array([1.0, -3.0])
+    opt = SGD({"p": p}, lr=0.1, weight_decay=0.5)
+    for _ in range(4):
+        opt.step({"p": np.zeros(2)})
+    assert_allclose(p, np.array([1.0, -3.0]) * 0.95 ** 4, rtol=1e-12)
+
+
+def test_adam_keeps_float32_with_weight_decay():
+    p = np.ones(3, dtype=np.float32)
+    opt = Adam({"p": p}, weight_decay=1e-2)
+    opt.step({"p": np.full(3, 0.5, dtype=np.float32)})
+    assert p.dtype == np.float32 and opt.weight_decay == 1e-2
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+@pytest.mark.parametrize("bad, error", [(-1e-4, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+                                         ("0.1", TypeError), (None, TypeError), (True, TypeError)])
+def test_invalid_weight_decay_raises(cls, bad, error):
+    with pytest.raises(error, match="weight_decay"):
+        cls({"p": np.zeros(2)}, lr=0.1, weight_decay=bad)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_weight_decay_with_mismatched_gradients_still_raises(cls):
+    opt = cls({"w": np.zeros(3)}, lr=0.1, weight_decay=0.1)
+    with pytest.raises(ValueError):
+        opt.step({"w": np.ones(2)})
+    with pytest.raises(ValueError):
+        opt.step({"v": np.ones(3)})
