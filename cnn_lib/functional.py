@@ -225,30 +225,30 @@ def _chunks(N, positions=None):
 def dense(x, w, b):
     """Fully connected layer, eq. (1): ``y = x w + b``.
 
-    Shapes: ``x (N, D)``, ``w (D, M)``, ``b (M,)`` -> ``y (N, M)``.
+    Shapes: ``x (N, D_in)``, ``w (D_in, D_out)``, ``b (D_out,)`` -> ``y (N, D_out)``.
     """
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
-        raise ValueError(f"dense expects x (N, D) and w (D, M), got x {x.shape} and w {w.shape}")
+        raise ValueError(f"dense expects x (N, D_in) and w (D_in, D_out), got x {x.shape} and w {w.shape}")
     return x @ w + b
 
 
 def dense_backward(dy, x, w):
     """Gradients of :func:`dense`: ``dx = dy w^T``, ``dw = x^T dy``, ``db = sum_n dy``.
 
-    Shapes: ``dy (N, M)``, ``x (N, D)``, ``w (D, M)`` -> ``dx (N, D), dw (D, M), db (M,)``.
+    Shapes: ``dy (N, D_out)``, ``x (N, D_in)``, ``w (D_in, D_out)`` -> ``dx (N, D_in), dw (D_in, D_out), db (D_out,)``.
     """
     return dy @ w.T, x.T @ dy, dy.sum(axis=0)
 
 
 def dense_naive(x, w, b):
     """Loop version of :func:`dense`: ``y[n, m] = b[m] + sum_d x[n, d] w[d, m]``."""
-    N, D = x.shape
-    M = w.shape[1]
-    y = np.zeros((N, M), dtype=np.result_type(x, w))
+    N, D_in = x.shape
+    D_out = w.shape[1]
+    y = np.zeros((N, D_out), dtype=np.result_type(x, w))
     for n in range(N):
-        for m in range(M):
+        for m in range(D_out):
             total = b[m]
-            for d in range(D):
+            for d in range(D_in):
                 total += x[n, d] * w[d, m]
             y[n, m] = total
     return y
@@ -256,13 +256,13 @@ def dense_naive(x, w, b):
 
 def dense_backward_naive(dy, x, w):
     """Loop version of :func:`dense_backward`, one term of the chain rule at a time."""
-    N, D = x.shape
-    M = w.shape[1]
-    dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros(M, dtype=dy.dtype)
+    N, D_in = x.shape
+    D_out = w.shape[1]
+    dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros(D_out, dtype=dy.dtype)
     for n in range(N):
-        for m in range(M):
+        for m in range(D_out):
             db[m] += dy[n, m]
-            for d in range(D):
+            for d in range(D_in):
                 dx[n, d] += dy[n, m] * w[d, m]
                 dw[d, m] += x[n, d] * dy[n, m]
     return dx, dw, db

@@ -246,6 +246,15 @@ def test_layer_gradient_norms_matches_a_model_backward():
     model.backward(dy)
     expected = [np.linalg.norm(d.grads["w"]) for d in dense]
     assert_allclose(norms["weight"], expected, rtol=1e-12)
+    assert_allclose(norms["spectral"], [np.linalg.svd(d.params["w"], compute_uv=False)[0] for d in dense],
+                    rtol=1e-12)
+
+
+def test_sigmoid_layers_shrink_the_gradient_by_at_most_spectral_norm_over_four():
+    norms = mlp.layer_gradient_norms("sigmoid", 8, width=16, n=8, rng=2)
+    # going back through layer l, the input gradient is (dy * sigmoid') @ W^T, with sigmoid' <= 1/4
+    assert np.all(norms["input"][:-1] <= norms["spectral"][:-1] / 4 * norms["input"][1:] * (1 + 1e-12))
+    assert np.all(norms["input"][:-1] < norms["input"][1:])   # and with He weights it does shrink here
 
 
 def test_sigmoid_gradients_vanish_with_depth_and_relu_ones_do_not():

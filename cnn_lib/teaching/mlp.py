@@ -315,8 +315,10 @@ def layer_gradient_norms(activation, depth, width=64, n=64, rng=0):
 
     A batch ``x (n, width)`` of standard normal inputs goes forward; a standard normal
     ``dy`` comes back from the top. Returns a dict of arrays of length ``depth``, layer 1
-    (next to the input) first: ``"weight"``, the norm of ``dL/dw`` of each ``Dense``, and
-    ``"input"``, the norm of the gradient that reaches each ``Dense``'s input.
+    (next to the input) first: ``"weight"``, the norm of ``dL/dw`` of each ``Dense``,
+    ``"input"``, the norm of the gradient that reaches each ``Dense``'s input, and
+    ``"spectral"``, the spectral norm (largest singular value) of each ``Dense``'s weights,
+    which bounds how much that layer can stretch the gradient going back.
     Every ``Dense`` has the library's He-normal initialisation.
     """
     if activation not in ACTIVATIONS:
@@ -336,4 +338,5 @@ def layer_gradient_norms(activation, depth, width=64, n=64, rng=0):
         dy = dense[l].backward(acts[l].backward(dy))
         weight[l] = np.linalg.norm(dense[l].grads["w"])
         inputs[l] = np.linalg.norm(dy)
-    return {"weight": weight, "input": inputs}
+    spectral = np.array([np.linalg.norm(d.params["w"], ord=2) for d in dense])
+    return {"weight": weight, "input": inputs, "spectral": spectral}
