@@ -109,14 +109,20 @@ def atomic_write(path, mode="wb", *, encoding=None, extra_patterns=()):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
     clean_stale(path, extra_patterns)
     tmp = temporary_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:     # name the user's path, not our temporary
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

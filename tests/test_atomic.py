@@ -127,3 +127,18 @@ Sequential(Dense(3, 2)).save({str(target)!r})
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
     with np.load(target) as data:
         assert sorted(data.files) == ["dense1.b", "dense1.w"]
+
+
+def test_unwritable_folder_error_names_the_users_path(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write into a read-only folder")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        with pytest.raises(PermissionError) as e:
+            with atomic_write(ro / "w.npz") as fh:
+                fh.write(b"x")
+    finally:
+        os.chmod(ro, 0o700)
+    assert str(ro / "w.npz") in str(e.value) and ".tmp" not in str(e.value)
