@@ -94,6 +94,14 @@ def main(argv=None):
                   f"in {time.perf_counter() - start:.2f} s")
             return 0
         _check_out(args.out)
+        for epoch in range(args.epochs):  # the schedule's rates, before any data is loaded
+            try:
+                rate = args.lr * args.lr_decay ** epoch
+            except OverflowError:
+                rate = math.inf
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"--lr {args.lr:g} with --lr-decay {args.lr_decay:g} gives the learning rate "
+                                 f"{rate:g} at epoch {epoch + 1}: not a positive finite number")
         x_train, y_train, x_test, y_test = load_mnist(args.data, progress=not args.no_progress)
         model = seed_network(args.seed)
         start = time.perf_counter()
@@ -107,7 +115,7 @@ def main(argv=None):
         print(f"trained {args.epochs} epoch(s) on {len(y_train)} images in {seconds:.1f} s ({per_epoch} s per epoch)")
         print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on {len(y_test)} images; weights saved to {args.out}")
         return 0
-    except (DataError, ValueError, OSError, FloatingPointError) as exc:
+    except (DataError, ValueError, OSError, ArithmeticError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

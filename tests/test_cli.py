@@ -158,3 +158,13 @@ def test_evaluate_crafted_huge_header_is_refused_without_reading(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "conv1.w" in r.stderr and "shape" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("decay", ["1e300", "1e-300"])
+def test_schedule_out_of_range_is_refused_before_loading_data(decay, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cnn_lib.data, "load_mnist", _no_data)
+    out = tmp_path / "w.npz"
+    assert main(["train", "--epochs", "3", "--lr-decay", decay, "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--lr-decay" in err and "epoch" in err
+    assert not out.exists()
