@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 
@@ -22,10 +24,34 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
         return value
     return parse
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _check_out(out):
+    """Raises ValueError unless ``out`` can receive the weights: a ``.npz`` name, not a folder,
+    in an existing folder we can write to. Checked before any data is loaded or trained on."""
+    if not out.endswith(".npz"):
+        raise ValueError(f"--out must name a .npz file, got {out!r}")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a folder; give a file name such as {os.path.join(out, 'weights.npz')}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write into the folder {folder} (permission denied)")
 
 
 def _parser():
@@ -39,7 +65,7 @@ def _parser():
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate of the first epoch (default 1e-3)")
     t.add_argument("--lr-decay", type=_positive(float), default=0.3,
                    help="the learning rate is multiplied by this after each epoch (default 0.3; 1 keeps it constant)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch order")
+    t.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the initial weights and of the batch order")
     t.add_argument("--data", default=None, help=data_help)
     t.add_argument("--out", default="weights.npz", help="where to save the weights (.npz; default weights.npz)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,8 +93,15 @@ def main(argv=None):
             print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on {len(y_test)} images "
                   f"in {time.perf_counter() - start:.2f} s")
             return 0
-        if not args.out.endswith(".npz"):
-            raise ValueError(f"--out must name a .npz file, got {args.out!r}")
+        _check_out(args.out)
+        for epoch in range(args.epochs):  # the schedule's rates, before any data is loaded
+            try:
+                rate = args.lr * args.lr_decay ** epoch
+            except OverflowError:
+                rate = math.inf
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"--lr {args.lr:g} with --lr-decay {args.lr_decay:g} gives the learning rate "
+                                 f"{rate:g} at epoch {epoch + 1}: not a positive finite number")
         x_train, y_train, x_test, y_test = load_mnist(args.data, progress=not args.no_progress)
         model = seed_network(args.seed)
         start = time.perf_counter()
@@ -82,7 +115,7 @@ def main(argv=None):
         print(f"trained {args.epochs} epoch(s) on {len(y_train)} images in {seconds:.1f} s ({per_epoch} s per epoch)")
         print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on {len(y_test)} images; weights saved to {args.out}")
         return 0
-    except (DataError, ValueError, OSError) as exc:
+    except (DataError, ValueError, OSError, ArithmeticError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

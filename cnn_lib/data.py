@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
-import tempfile
+import time
 import urllib.request
 import zlib
 from collections import OrderedDict
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from .atomic import atomic_write
 
 __all__ = [
     "DataError",
@@ -40,6 +43,11 @@ __all__ = [
 
 class DataError(ValueError):
     """A data file is missing, malformed, corrupt or could not be downloaded."""
+
+
+class _ReadError(DataError):
+    """The operating system refused to read a file (permissions, I/O error): its content is
+    unknown, so it is not corrupt and must not be deleted."""
 
 
 #: The four MNIST files: ``{name: (sha256 of the uncompressed IDX content,
@@ -78,8 +86,13 @@ MIRRORS: list[str] = [
 MNIST_MEAN = 0.13066047627384287
 MNIST_STD = 0.30810780385646268
 
-#: Seconds to wait for a mirror before giving up on it.
+#: Seconds to wait for a mirror to connect or to send the next bytes before giving up on it.
 TIMEOUT = 30.0
+
+#: Seconds allowed for downloading one file from one mirror, in total: a server that trickles
+#: bytes slowly enough never trips :data:`TIMEOUT`, but is abandoned after this (it may run
+#: over by at most one ``TIMEOUT``).
+DEADLINE = 600.0
 
 _TRAIN_IMAGES, _TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 _TEST_IMAGES, _TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -116,7 +129,12 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e}).") from e
+        raise _ReadError(f"{path}: cannot read file ({e}).") from e
+    return _parse_gz(raw, path)
+
+
+def _parse_gz(raw: bytes, path) -> bytes:
+    """``raw`` gunzipped if it starts with the gzip magic, else ``raw``."""
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
@@ -267,8 +285,11 @@ def _local_help(cache: Path) -> str:
 
 
 def _fetch(url: str, out, desc: str, progress: bool) -> None:
+    """Streams ``url`` into the file object ``out``; gives up after :data:`DEADLINE` seconds in
+    total (each read waits at most :data:`TIMEOUT`)."""
+    deadline = time.monotonic() + DEADLINE
     request = urllib.request.Request(url, headers={"User-Agent": "cnn_lib"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+    with urllib.request.urlopen(request, timeout=min(TIMEOUT, DEADLINE)) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         received = 0
@@ -282,7 +303,12 @@ def _fetch(url: str, out, desc: str, progress: bool) -> None:
             leave=False,
         ) as bar:
             while True:
-                chunk = response.read(1 << 16)
+                if time.monotonic() > deadline:
+                    raise DataError(
+                        f"download too slow: {received} bytes in {DEADLINE:g} s (cnn_lib.data.DEADLINE), "
+                        "gave up"
+                    )
+                chunk = response.read1(1 << 16)  # what has arrived (read() would wait for all 64 KiB)
                 if not chunk:
                     break
                 out.write(chunk)
@@ -295,26 +321,26 @@ def _fetch(url: str, out, desc: str, progress: bool) -> None:
 def _download(name: str, folder: Path, progress: bool) -> tuple[Path, bytes]:
     """Download ``name``.gz into ``folder``; return (path, verified content).
 
-    Each attempt writes to a temporary file in ``folder`` that is renamed to
-    its final name only once complete and verified, and removed otherwise.
+    Each attempt is received in memory and checked; only a verified file is written, with
+    :func:`cnn_lib.atomic.atomic_write` (a temporary renamed when complete). Temporaries left by
+    a killed earlier call (and ``.part`` files of older versions) are removed on the way.
     """
     final = folder / (name + ".gz")
     errors = []
     for base in MIRRORS:
         url = base.rstrip("/") + "/" + name + ".gz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.gz.", suffix=".part", dir=folder)
+        buf = io.BytesIO()
         try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(url, out, name + ".gz", progress)
-            data = _read_bytes(Path(tmp))
+            _fetch(url, buf, name + ".gz", progress)
+            raw = buf.getvalue()
+            data = _parse_gz(raw, url)
             _check_content(data, name, url)
-            os.replace(tmp, final)
-            return final, data
         except Exception as e:  # any failure: note it, try the next mirror
             errors.append(f"  {url}: {type(e).__name__}: {e}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            continue
+        with atomic_write(final, extra_patterns=(f".{name}.gz.*.part",)) as out:
+            out.write(raw)
+        return final, data
     raise DataError(
         f"Could not download {name}.gz from any mirror (MIRRORS):\n"
         + "\n".join(errors or ["  (MIRRORS is empty)"])
@@ -396,7 +422,12 @@ def _load_raw(path, download: bool, progress: bool):
             if name not in fresh:
                 _check_content(data, name, p)
             arrays[name] = _parse_idx(data, p)
-        except DataError as e:
+        except _ReadError as e:  # content unknown: never deleted
+            raise DataError(
+                f"{e} The file was left in place: make it readable (check its permissions), "
+                f"or delete it to download it again."
+            ) from None
+        except DataError as e:  # bytes that were read do not match: corrupt
             if not is_cache:
                 raise DataError(
                     f"{e} The file was left in place: replace it with the original "

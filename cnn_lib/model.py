@@ -4,13 +4,13 @@ named parameters (``conv1.w``), and weights saved to ``.npz`` (never pickle)."""
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from . import functional as F
+from .atomic import atomic_write
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
 __all__ = ["Sequential", "seed_network"]
@@ -47,7 +47,12 @@ class Sequential:
 
     # ------------------------------------------------------------------ passes
     def forward(self, x, train=True):
-        """Logits for a batch. With ``train=True`` every layer keeps what backward needs."""
+        """Logits for a batch. With ``train=True`` every layer keeps what backward needs.
+        Zero images give an empty ``(0, ...)`` result of the output's shape."""
+        if len(x) == 0:
+            x = np.asarray(x)
+            shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
+            return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
         for layer in self.layers.values():
             x = layer.forward(x, train)
         return x
@@ -64,12 +69,15 @@ class Sequential:
         return dy
 
     def predict_proba(self, x, batch_size=256):
-        """Class probabilities, computed ``batch_size`` images at a time (bounded memory)."""
+        """Class probabilities, computed ``batch_size`` images at a time (bounded memory);
+        ``(0, K)`` for zero images."""
+        _check_batch_size(batch_size)
         return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
                                for i in range(0, max(len(x), 1), batch_size)])
 
     def predict(self, x, batch_size=256):
-        """Predicted classes ``(N,)``, computed ``batch_size`` images at a time."""
+        """Predicted classes ``(N,)``, computed ``batch_size`` images at a time (``(0,)`` for zero images)."""
+        _check_batch_size(batch_size)
         return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
                                for i in range(0, max(len(x), 1), batch_size)])
 
@@ -96,44 +104,58 @@ class Sequential:
         return OrderedDict((k, v.copy()) for k, v in self.params().items())
 
     def load_state_dict(self, state):
-        """Copies arrays into the parameters; names and shapes must match exactly."""
+        """Copies arrays into the parameters; names and shapes must match exactly.
+
+        Every array is checked and converted first (real numbers only: complex, string, bool
+        and object arrays are refused; NaN and inf are refused, since such weights are not a
+        model), and only then assigned: a failed load leaves the model unchanged."""
         own = self.params()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
-        bad = [f"{k}: expected shape {p.shape}, got {np.shape(state[k])}"
-               for k, p in own.items() if np.shape(state[k]) != p.shape]
+        bad, converted = [], {}
+        for k, p in own.items():
+            value = np.asarray(state[k])
+            if value.shape != p.shape:
+                bad.append(f"{k}: expected shape {p.shape}, got {value.shape}")
+            elif value.dtype.kind == "c":
+                bad.append(f"{k}: complex values ({value.dtype}) cannot be weights")
+            elif value.dtype.kind not in "fiu":
+                bad.append(f"{k}: expected real numbers, got dtype {value.dtype}")
+            elif not np.isfinite(value).all():
+                bad.append(f"{k}: contains NaN or inf")
+            else:
+                converted[k] = value.astype(p.dtype, copy=False)
         if bad:  # checked before anything is copied: a failed load leaves the model unchanged
             raise ValueError("state does not match the model: " + "; ".join(bad))
         for k, p in own.items():
-            p[...] = state[k]
+            p[...] = converted[k]
         return self
 
     def save(self, path):
-        """Writes the parameters to ``path`` (``.npz``), atomically: a temporary file in
-        the same folder is renamed only when complete."""
+        """Writes the parameters to ``path`` (``.npz``), atomically (:func:`cnn_lib.atomic.atomic_write`):
+        a temporary file in the same folder is renamed only when complete. A model with a
+        non-finite parameter (NaN or inf) is refused: such a file is not a model."""
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.state_dict())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        state = self.state_dict()
+        bad = [k for k, v in state.items() if not np.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"not saving {path}: parameters {bad} contain NaN or inf")
+        with atomic_write(path, extra_patterns=(".tmp-*.npz",)) as fh:
+            np.savez(fh, **state)
         return path
 
     def load(self, path):
-        """Loads parameters saved by :meth:`save` (no pickle: ``allow_pickle=False``)."""
+        """Loads parameters saved by :meth:`save` (no pickle: ``allow_pickle=False``).
+
+        The names, shapes and dtypes that the file's ``.npy`` headers declare are checked
+        against the model before any array is read (a crafted header cannot make it allocate
+        more than the model's size); then :meth:`load_state_dict` checks the values."""
         try:
             with open(path, "rb") as fh:
                 if fh.read(4) != b"PK\x03\x04":
                     raise ValueError("not an .npz archive")
+            _check_npz_headers(path, self.params())
             with np.load(path, allow_pickle=False) as data:
                 state = {k: data[k] for k in data.files}
         except FileNotFoundError:
@@ -154,6 +176,41 @@ class Sequential:
     def __repr__(self):
         body = "\n".join(f"  ({n}): {layer!r}" for n, layer in self.layers.items())
         return f"Sequential(\n{body}\n)"
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _check_npz_headers(path, own):
+    """Raises ``ValueError`` unless the ``.npy`` members of the archive ``path`` declare exactly
+    the names and shapes of ``own`` with a real-number dtype; reads only the headers."""
+    from numpy.lib import format as npformat
+
+    declared = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with zf.open(info) as fh:
+                version = npformat.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = npformat.read_array_header_1_0(fh)
+                else:
+                    shape, _, dtype = npformat.read_array_header_2_0(fh)
+            declared[name] = (shape, dtype)
+    missing, unexpected = sorted(set(own) - set(declared)), sorted(set(declared) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"state does not match the model: missing {missing}, unexpected {unexpected}")
+    bad = []
+    for k, p in own.items():
+        shape, dtype = declared[k]
+        if tuple(shape) != p.shape:
+            bad.append(f"{k}: expected shape {p.shape}, the file declares {tuple(shape)}")
+        elif dtype.kind not in "fiu":
+            bad.append(f"{k}: expected real numbers, the file declares dtype {dtype}")
+    if bad:
+        raise ValueError("state does not match the model: " + "; ".join(bad))
 
 
 def seed_network(seed=0, dtype=np.float32):

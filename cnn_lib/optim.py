@@ -6,6 +6,8 @@ Parameters are updated in place.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -24,12 +26,42 @@ def _check_weight_decay(value):
     return decay
 
 
+def _real(value, name):
+    """``value`` as a float, or ``TypeError`` naming the setting."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+
+
+def _check_lr(lr):
+    lr = _real(lr, "learning rate lr")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate lr must be a positive finite number, got {lr}")
+    return lr
+
+
+def _check_fraction(value, name):
+    """A momentum or beta: a finite number in [0, 1)."""
+    value = _real(value, name)
+    if not 0 <= value < 1:           # NaN fails this too
+        raise ValueError(f"{name} must lie in [0, 1), got {value}")
+    return value
+
+
 class Optimizer:
     def __init__(self, params, lr):
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning rate must be a positive finite number, got {lr}")
         self.params = dict(params)
-        self.lr = float(lr)
+        self.lr = _check_lr(lr)
+
+    def check(self):
+        """Raises ``ValueError`` (or ``TypeError``) if a setting changed since construction is
+        no longer valid (e.g. ``opt.lr = float("nan")``). :func:`cnn_lib.fit` calls it before
+        every epoch, after the learning-rate schedule."""
+        _check_lr(self.lr)
+        _check_weight_decay(getattr(self, "weight_decay", 0.0))
 
     def _pairs(self, grads):
         if set(grads) != set(self.params):
@@ -66,10 +98,15 @@ class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr)
         self.weight_decay = _check_weight_decay(weight_decay)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = float(momentum)
+        momentum = _check_fraction(momentum, "momentum")
+        self.momentum = momentum
         self.velocity = {k: np.zeros_like(p) for k, p in self.params.items()} if momentum else None
+
+    def check(self):
+        super().check()
+        _check_fraction(self.momentum, "momentum")
+        if self.momentum and self.velocity is None:
+            raise ValueError("momentum was switched on after construction: create a new SGD instead")
 
     def step(self, grads):
         grads = self._with_weight_decay(grads)
@@ -102,12 +139,8 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
         self.weight_decay = _check_weight_decay(weight_decay)
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
-        self.betas, self.eps, self.t = (float(b1), float(b2)), float(eps), 0
+        b1, b2 = self._check_betas_eps(betas, eps)
+        self.betas, self.eps, self.t = (b1, b2), float(eps), 0
         dtype = np.result_type(*self.params.values())
         self.slices, offset = {}, 0
         for k, p in self.params.items():
@@ -116,6 +149,22 @@ class Adam(Optimizer):
         self.m = np.zeros(offset, dtype=dtype)
         self.v = np.zeros(offset, dtype=dtype)
         self._tmp = np.empty(offset, dtype=dtype)
+
+    @staticmethod
+    def _check_betas_eps(betas, eps):
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+        b1, b2 = _check_fraction(b1, "beta1 (betas[0])"), _check_fraction(b2, "beta2 (betas[1])")
+        eps = _real(eps, "eps")
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a positive finite number, got {eps}")
+        return b1, b2
+
+    def check(self):
+        super().check()
+        self._check_betas_eps(self.betas, self.eps)
 
     def moments(self):
         """``{name: (m, v)}``, views of the flat moment arrays shaped like the parameters."""

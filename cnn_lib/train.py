@@ -3,6 +3,7 @@ a history, ``evaluate`` and ``predict`` in batches of bounded memory."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -24,6 +25,11 @@ def minibatches(n, batch_size, rng=None, shuffle=True):
         yield order[start:start + batch_size]
 
 
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
 def _check_xy(x, y):
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs but {len(y)} labels")
@@ -32,8 +38,10 @@ def _check_xy(x, y):
 
 
 def evaluate(model, x, y, batch_size=256):
-    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, ``batch_size`` at a time."""
+    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, ``batch_size`` at a time.
+    Zero examples are an error (``ValueError``: no mean to compute)."""
     _check_xy(x, y)
+    _check_batch_size(batch_size)
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         logits = model.forward(x[i:i + batch_size], train=False)
@@ -44,8 +52,48 @@ def evaluate(model, x, y, batch_size=256):
 
 
 def predict(model, x, batch_size=256):
-    """Predicted classes ``(N,)``."""
+    """Predicted classes ``(N,)`` (an empty ``(0,)`` array for zero images)."""
     return model.predict(x, batch_size)
+
+
+def _schedule_value(lr_schedule, epoch):
+    value = lr_schedule(epoch)
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"lr_schedule({epoch}) returned {value!r}, not a learning rate")
+    try:
+        lr = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr_schedule({epoch}) returned {value!r}, not a learning rate") from None
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr_schedule({epoch}) returned {lr}: a learning rate must be a positive finite number")
+    return lr
+
+
+def _where(epoch, step, epochs, steps):
+    return f"training stopped at epoch {epoch + 1}, step {step + 1} (of {epochs} epochs x {steps} steps): "
+
+
+_KEPT = " The model's weights are those before this step."
+
+
+def _why_loss(xb, logits):
+    """Why the loss of a batch is not finite (called only when it is not)."""
+    xb = np.asarray(xb)
+    if xb.dtype.kind in "fc" and not np.isfinite(xb).all():
+        return "the input batch contains NaN or inf values." + _KEPT
+    if not np.isfinite(logits).all():
+        return ("the network's outputs overflowed (NaN or inf logits): the weights grew too large, "
+                "usually because the learning rate is too large." + _KEPT)
+    return "the loss overflowed." + _KEPT
+
+
+def _why_update(model, optimizer):
+    grads = model.grads()
+    bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
+    if bad:
+        return f"the gradients of {bad} are not finite (overflow in the backward pass)." + _KEPT
+    return (f"the update of the weights is not finite (NaN or inf) with learning rate "
+            f"{getattr(optimizer, 'lr', '?')}: it is too large for float arithmetic." + _KEPT)
 
 
 def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0,
@@ -67,6 +115,15 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     augment : optional callable ``augment(xb, rng) -> xb`` applied to each training batch
         (e.g. random shifts); ``rng`` is the fit's seeded Generator, so runs stay reproducible.
 
+    Errors
+    ------
+    Arguments are checked before the first step (``x_val`` needs ``y_val``). ``fit`` stops with
+    ``FloatingPointError`` at the first step whose loss or update is not finite (NaN or inf
+    pixels, a learning rate far too large...), naming the epoch, the step and the reason; the
+    model's weights are then exactly those before that step (the optimizer's state may have
+    moved: make a new one to continue). A schedule value or an optimizer setting that is not
+    a positive finite number (``optimizer.check()``) is refused at the start of its epoch.
+
     Returns
     -------
     history : dict of per-epoch lists ``loss``, ``accuracy`` (running means over the
@@ -74,12 +131,18 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
         ``val_accuracy``; plus ``step_loss``, the loss of every step.
     """
     _check_xy(x, y)
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    _check_batch_size(batch_size)
+    if (x_val is None) != (y_val is None):
+        raise ValueError("give both x_val and y_val, or neither: "
+                         + ("y_val is missing" if y_val is None else "x_val is missing"))
+    if x_val is not None:
+        _check_xy(x_val, y_val)
     if optimizer is None:
         optimizer = Adam(model.params(), lr=lr)
+    params = list(model.params().values())
+    before = [np.empty_like(p) for p in params]  # the weights before the current step (restored on failure)
     rng = np.random.default_rng(seed)
     history = {"loss": [], "accuracy": [], "seconds": [], "step_loss": [], "lr": []}
     if x_val is not None:
@@ -92,7 +155,9 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     try:
         for epoch in range(epochs):
             if lr_schedule is not None:
-                optimizer.lr = float(lr_schedule(epoch))
+                optimizer.lr = _schedule_value(lr_schedule, epoch)
+            if hasattr(optimizer, "check"):
+                optimizer.check()
             start, loss_sum, correct = time.perf_counter(), 0.0, 0
             for step, idx in enumerate(minibatches(len(x), batch_size, rng)):
                 xb, yb = x[idx], y[idx]
@@ -100,8 +165,18 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
                     xb = augment(xb, rng)
                 logits = model.forward(xb, train=True)
                 loss, dlogits = softmax_cross_entropy(logits, yb)
+                if not math.isfinite(loss):       # a scalar: free to check
+                    raise FloatingPointError(_where(epoch, step, epochs, steps)
+                                             + f"the loss is {loss}: " + _why_loss(xb, logits))
                 model.backward(dlogits)
+                for b, p in zip(before, params):
+                    np.copyto(b, p)
                 optimizer.step(model.grads())
+                if not all(np.isfinite(p.sum()) for p in params) and not all(np.isfinite(p).all() for p in params):
+                    # one reduction per array; the exact test only if a sum overflowed or is NaN
+                    for b, p in zip(before, params):
+                        np.copyto(p, b)
+                    raise FloatingPointError(_where(epoch, step, epochs, steps) + _why_update(model, optimizer))
                 loss_sum += loss * len(idx)
                 correct += int((logits.argmax(axis=1) == yb).sum())
                 history["step_loss"].append(loss)

@@ -408,6 +408,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if self.path.startswith("/trickle/"):  # one byte every 0.1 s, forever (well, 10 min)
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(6000):
+                    self.wfile.write(b"\x1f")
+                    self.wfile.flush()
+                    threading.Event().wait(0.1)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if self.path.startswith("/trunc/"):  # promise more bytes than sent
             body = b"\x1f\x8b" + b"\0" * 100
             self.send_response(200)
@@ -510,7 +523,7 @@ def test_no_partial_final_file_during_download(tmp_path, synthetic, server, monk
         # the temporary file already holds the complete, verified content
         name = Path(dst).name[: -len(".gz")]
         assert not Path(dst).exists()
-        assert Path(src).parent == cache and Path(src).name.endswith(".part")
+        assert Path(src).parent == cache and Path(src).name.startswith(f".{name}.gz.tmp-")
         assert gzip.decompress(Path(src).read_bytes()) == synthetic[name]
         seen.append(name)
         real_replace(src, dst)
@@ -555,3 +568,114 @@ def test_train_val_split_rejects_bad_sizes(val_size):
     from cnn_lib import train_val_split
     with pytest.raises((ValueError, TypeError), match="val_size"):
         train_val_split(np.zeros((100, 2)), np.zeros(100, dtype=int), val_size=val_size)
+
+
+# --------------------------------------------------------------------------
+# issue 12: nothing silent (unreadable files, slow servers, killed downloads)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_cached_file_is_not_deleted(tmp_path, synthetic):
+    """A valid file the user cannot read is not "corrupt": a clear error naming the file and
+    the OS error, and the file stays."""
+    cache = write_folder(cache_folder(tmp_path), synthetic)
+    locked = cache / (NAMES[1] + ".gz")
+    os.chmod(locked, 0)
+    try:
+        with pytest.raises(DataError) as e:
+            load_mnist(progress=False)
+        msg = str(e.value)
+        assert str(locked) in msg and "Permission denied" in msg and "left in place" in msg
+        assert "deleted" not in msg.replace("delete it", "")
+        assert locked.exists()
+    finally:
+        os.chmod(locked, 0o644)
+    assert load_mnist(progress=False)[1].shape == (5,)      # and it is still good
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(5, "Input/output error")])
+def test_read_error_on_cached_file_is_not_deleted(tmp_path, synthetic, monkeypatch, error):
+    """The same as above, simulated (so that it also runs as root): the operating system refuses
+    to read one cached file."""
+    import builtins
+    cache = write_folder(cache_folder(tmp_path), synthetic)
+    locked = cache / (NAMES[1] + ".gz")
+
+    def refusing_open(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise error
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", refusing_open, raising=False)
+    with pytest.raises(DataError) as e:
+        load_mnist(progress=False)
+    msg = str(e.value)
+    assert str(locked) in msg and error.strerror in msg and "left in place" in msg
+    assert locked.exists()
+    monkeypatch.undo()
+
+
+def test_trickling_server_hits_the_total_deadline(tmp_path, synthetic, server, monkeypatch):
+    """A server that sends a byte every 0.1 s never trips the per-read timeout; the total
+    deadline per file stops it (configurable: 1 s here)."""
+    import time
+    _, url = server
+    monkeypatch.setattr(data, "MIRRORS", [f"{url}/trickle/"])
+    monkeypatch.setattr(data, "TIMEOUT", 1.0)
+    monkeypatch.setattr(data, "DEADLINE", 1.0)
+    start = time.monotonic()
+    with pytest.raises(DataError, match="too slow"):
+        load_mnist(progress=False)
+    assert time.monotonic() - start < 4
+    assert list(cache_folder(tmp_path).iterdir()) == []
+
+
+def test_sigterm_during_download_leaves_nothing_and_stale_temporaries_are_cleaned(
+        tmp_path, synthetic, server, monkeypatch):
+    """SIGTERM while a file is downloading: nothing is left in the cache (the file is received
+    in memory). Temporaries of killed writers (a dead pid, or a legacy ``.part`` file older than
+    a minute) are removed by the next download; a live writer's temporary is kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from cnn_lib.atomic import STALE_SECONDS, temporary_name
+    served, url = server
+    write_folder(served, synthetic)
+    cache = cache_folder(tmp_path)
+    code = f"""
+import sys
+from cnn_lib import data
+data.MIRRORS = [{url + '/trickle/'!r}]
+print("start", flush=True)
+data.load_mnist(progress=False)
+"""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("CNN_LIB_DATA", None)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "start"
+        time.sleep(1.0)                                   # inside the trickling download
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM
+    assert list(cache.iterdir()) == []
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = cache / (NAMES[0] + ".gz")
+    stale = Path(temporary_name(target, pid=dead.pid))
+    live = Path(temporary_name(target, pid=os.getppid()))
+    legacy = cache / f".{NAMES[0]}.gz.abc123.part"
+    for p in (stale, live, legacy):
+        p.write_bytes(b"partial")
+    past = time.time() - 2 * STALE_SECONDS
+    os.utime(legacy, (past, past))
+    monkeypatch.setattr(data, "MIRRORS", [f"{url}/mnist/"])
+    load_mnist(progress=False)
+    left = sorted(p.name for p in cache.iterdir())
+    assert left == sorted([n + ".gz" for n in NAMES] + [live.name])

@@ -278,3 +278,87 @@ def test_small_model_with_every_layer_gradcheck():
     x = rng.standard_normal((2, 2, 11, 12))
     errors = check_model(model, x, np.array([1, 3]), rng=0, h=STEP)
     assert max(errors.values()) < GRAD_TOL, errors
+
+
+# --------------------------------------------------------------------------- issue 12: nothing silent
+def _perturbed_state(seed=1):
+    return seed_network(seed).state_dict()
+
+
+@pytest.mark.parametrize("bad, words", [
+    (np.array(["a", "b"] * 5), "dtype"),                                    # strings
+    (np.zeros(10, np.complex64) + 1j, "complex"),                           # would be truncated
+    (np.full(10, np.nan, np.float32), "NaN"),                                # not a model
+    (np.array([np.inf] * 10), "NaN or inf"),
+    (np.zeros(10, bool), "dtype"),
+])
+def test_load_state_dict_bad_last_array_changes_nothing(bad, words):
+    """The LAST array (dense2.b) is bad: every array is validated and converted before any is
+    assigned, so the earlier layers are not overwritten."""
+    model = seed_network(0)
+    before = model.state_dict()
+    state = _perturbed_state()
+    state["dense2.b"] = bad
+    with pytest.raises(ValueError, match=words):
+        model.load_state_dict(state)
+    for k, v in model.params().items():
+        assert np.array_equal(v, before[k]), f"{k} was overwritten by a load that failed"
+
+
+def test_load_file_with_bad_last_array_changes_nothing(tmp_path):
+    model = seed_network(0)
+    before = model.state_dict()
+    state = _perturbed_state()
+    state["dense2.b"] = np.array(["x"] * 10)
+    path = tmp_path / "w.npz"
+    np.savez(path, **state)
+    with pytest.raises(ValueError, match="dense2.b"):
+        model.load(path)
+    for k, v in model.params().items():
+        assert np.array_equal(v, before[k])
+
+
+def test_save_refuses_a_non_finite_model(tmp_path):
+    model = seed_network(0)
+    model.params()["conv1.w"][0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="conv1.w"):
+        model.save(tmp_path / "w.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _npz_with_crafted_member(path, arrays, name, shape, dtype="<f4"):
+    """An npz with ``arrays`` plus ``name.npy`` whose header declares ``shape`` but holds no data."""
+    import io
+    from numpy.lib import format as npformat
+    np.savez(path, **arrays)
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(name + ".npy", buf.getvalue() + b"\0" * 64)
+
+
+@pytest.mark.parametrize("shape, dtype", [((2 ** 44,), "<f4"), ((10,), "<U3"), ((10,), "<c8"), ((10,), "|O")])
+def test_load_checks_declared_shapes_and_dtypes_before_reading(tmp_path, shape, dtype):
+    """A crafted file whose last member declares 2**44 floats (or a bad dtype) is refused from
+    its header, before its data is read or memory allocated, and the model is unchanged."""
+    model = seed_network(0)
+    before = model.state_dict()
+    state = _perturbed_state()
+    path = tmp_path / "crafted.npz"
+    _npz_with_crafted_member(path, {k: v for k, v in state.items() if k != "dense2.b"}, "dense2.b", shape, dtype)
+    with pytest.raises(ValueError, match=r"dense2.b"):
+        model.load(path)
+    for k, v in model.params().items():
+        assert np.array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 28, 28)])
+def test_zero_images_give_empty_results(shape):
+    model = seed_network(0)
+    x = np.zeros(shape, np.float32)
+    assert model.forward(x, train=False).shape == (0, 10)
+    assert model.forward(x, train=False).dtype == np.float32
+    assert model.predict(x).shape == (0,)
+    assert model.predict_proba(x).shape == (0, 10)
+    from cnn_lib import predict
+    assert predict(model, x).shape == (0,)

@@ -127,3 +127,21 @@ def test_plot_architecture():
     assert "105,634" in ax.get_title()
     assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
     plt.close(ax.figure)
+
+
+def test_write_json_is_atomic(tmp_path, monkeypatch):
+    """The history is written with cnn_lib.atomic.atomic_write: an error mid-write keeps the old
+    file and leaves no temporary."""
+    import json
+    target = tmp_path / "k.json"
+    zoo._write_json(target, {"a": 1})
+
+    def broken(obj, fh):
+        fh.write('{"a": ')
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken)
+    with pytest.raises(RuntimeError):
+        zoo._write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]

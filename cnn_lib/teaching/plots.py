@@ -416,14 +416,26 @@ def plot_path(path, ax, *, color=PALETTE[3], label=None, clip=True):
     ax : Axes
         Where to draw (typically one made by :func:`plot_cost_surface`).
 
+    A diverged run is drawn up to its last finite point; with ``clip``, points far outside
+    the axes are pulled in to 1000 axis spans (off the drawing either way).
+
     Returns
     -------
     Axes
     """
-    path = np.asarray(path, dtype=float)
+    path = np.array(path, dtype=float)
     if path.ndim != 2 or path.shape[1] != 2 or len(path) == 0:
         raise ValueError(f"path must have shape (T + 1, 2); got {path.shape}")
-    limits = (ax.get_xlim(), ax.get_ylim())
+    finite = np.isfinite(path).all(axis=1)
+    if not finite.all():                  # a diverged run ends on overflowed points: draw up to them
+        path = path[:np.argmin(finite)] if finite[0] else path[:0]
+        if len(path) == 0:
+            return ax
+    limits = (tuple(map(float, ax.get_xlim())), tuple(map(float, ax.get_ylim())))
+    if clip:                              # points far outside (up to 1e308) break matplotlib's autoscale
+        for axis, (lo, hi) in enumerate(limits):
+            span = 1e3 * max(abs(hi - lo), 1.0)
+            path[:, axis] = np.clip(path[:, axis], lo - span, hi + span)
     ax.plot(path[:, 0], path[:, 1], "-", color=color, linewidth=1.8, label=label, zorder=3)
     ax.plot(path[:, 0], path[:, 1], ".", color=color, markersize=4, zorder=3)
     ax.plot(*path[0], "o", color=color, markersize=9, markeredgecolor="white", zorder=4)

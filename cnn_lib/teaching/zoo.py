@@ -28,13 +28,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from ..atomic import atomic_write
 
 __all__ = [
     "ARCHITECTURES", "build", "parse_architecture", "random_shifts", "make_config", "cache_key",
@@ -187,15 +188,8 @@ def cache_folder(cache_dir=None):
 
 
 def _write_json(path, obj):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", extra_patterns=(".tmp-*.json",)) as fh:
+        json.dump(obj, fh)
 
 
 def _load_cached(model, weights, meta, config):

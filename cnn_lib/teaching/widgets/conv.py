@@ -35,13 +35,14 @@ import numpy as np
 
 from .. import conv_teaching as T
 from ... import functional as F
+from .common import Message, finite_array, finite_number, show_result, whole_number
 
 __all__ = [
     "OKABE_ITO", "draw_grid", "show_result", "param_counts", "param_count_figure", "connection_matrix_figure",
     "permutation_figure", "accuracy_figure",
-    "feature_map", "feature_map_figure", "kernel_gallery_figure", "scan_animation", "feature_map_widget",
+    "feature_map", "feature_map_figure", "kernel_gallery_figure", "SCAN_MAX_SIDE", "SCAN_MAX_FRAMES", "scan_animation", "feature_map_widget",
     "NUMBERED_KERNEL", "flip_figure", "correlation_vs_convolution_figure", "flip_widget",
-    "EXPLORER_RANGES", "EXPLORER_DEFAULTS", "explorer_state", "explorer_figure", "explorer_data",
+    "EXPLORER_RANGES", "EXPLORER_DEFAULTS", "EXPLORER_LIMITS", "explorer_state", "explorer_figure", "explorer_data",
     "explorer_js", "explorer_html", "explorer_widget",
     "pool_figure", "pool_grid_figure", "pooling_widget",
     "grad_input_figure", "maxpool_routing_figure", "backprop_widget",
@@ -68,18 +69,8 @@ def _figure(nrows=1, ncols=1, figsize=(8, 3), dpi=None, **kw):
 
 
 def _int(value, name, lo=None, hi=None):
-    """``value`` as an int, or a message saying what is wrong."""
-    try:
-        if isinstance(value, bool) or float(value) != int(value):
-            return None, f"{name} must be a whole number, got {value!r}."
-        v = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None, f"{name} must be a whole number, got {value!r}."
-    if lo is not None and v < lo:
-        return None, f"{name} must be at least {lo}, got {v}."
-    if hi is not None and v > hi:
-        return None, f"{name} must be at most {hi}, got {v}."
-    return v, None
+    """``value`` as an int, or a message saying what is wrong (:func:`.common.whole_number`)."""
+    return whole_number(value, name, lo, hi)
 
 
 def _image2d(image):
@@ -177,10 +168,18 @@ def param_count_figure(k=5, sizes=(8, 12, 16, 20, 28, 40, 64, 128, 224), ax=None
 
     Returns the Figure, or a message string for an invalid ``k``.
     """
-    k, err = _int(k, "kernel size", 1)
+    k, err = _int(k, "kernel size", 1, 1024)
     if err:
         return err
-    sizes = [int(n) for n in sizes if int(n) >= k]
+    if not 1 <= len(sizes) <= 20:
+        return Message(f"Give 1 to 20 image sizes, got {len(sizes)}.")
+    checked = []
+    for n in sizes:
+        n, err = _int(n, "An image size", 1, 10 ** 5)
+        if err:
+            return err
+        checked.append(n)
+    sizes = [n for n in checked if n >= k]
     if not sizes:
         return f"No image size in {sizes!r} is at least the kernel size {k}."
     counts = [param_counts(n, k) for n in sizes]
@@ -208,12 +207,21 @@ def param_count_figure(k=5, sizes=(8, 12, 16, 20, 28, 40, 64, 128, 224), ax=None
 def connection_matrix_figure(K, H=6, W=6):
     """The weight matrix of a convolution seen as a dense layer (:func:`conv_as_matrix`):
     each row is one output, each column one input pixel; the colour says which kernel
-    weight sits there (grey: no connection). Returns the Figure."""
+    weight sits there (grey: no connection). Sizes: kernel at most 7×7, image at most 16×16.
+    Returns the Figure, or a message for an invalid setting."""
     import matplotlib
     from matplotlib.colors import ListedColormap
 
-    K = np.asarray(K, dtype=np.float64)
+    K, err = finite_array(K, "The kernel", ndim=2, max_side=7)
+    if err:
+        return err
     KH, KW = K.shape
+    H, err = _int(H, "The image height H", KH, 16)
+    if err:
+        return err
+    W, err = _int(W, "The image width W", KW, 16)
+    if err:
+        return err
     index_kernel = np.arange(1, KH * KW + 1, dtype=np.float64).reshape(KH, KW)  # which weight
     A = T.conv_as_matrix(index_kernel, H, W)                                     # (H_out*W_out, H*W)
     fig, axes = _figure(1, 2, figsize=(11, 4.2), width_ratios=[3.2, 1])
@@ -234,11 +242,14 @@ def connection_matrix_figure(K, H=6, W=6):
 def permutation_figure(images, perm, n=6):
     """Digits before (top) and after (bottom) one fixed permutation of their pixels.
 
-    ``images`` (N, 1, H, W) or (N, H, W); ``perm`` a permutation of ``range(H*W)``. Returns
-    the Figure."""
+    ``images`` (N, 1, H, W) or (N, H, W); ``perm`` a permutation of ``range(H*W)``; ``n`` at
+    most 12. Returns the Figure, or a message for an invalid ``n``."""
     imgs = np.asarray(images)
     imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
-    n = min(int(n), len(imgs))
+    n, err = _int(n, "The number of images n", 1, 12)
+    if err:
+        return err
+    n = min(n, len(imgs))
     H, W = imgs.shape[1:]
     fig, axes = _figure(2, n, figsize=(1.6 * n, 3.6))
     for j in range(n):
@@ -293,18 +304,16 @@ def feature_map_figure(image, kernel_name="sobel_x", bias=0.0, activation="relu"
     """Input digit, kernel (with its numbers) and feature map, side by side.
 
     ``kernel_name`` is a key of :data:`cnn_lib.teaching.conv_teaching.KERNELS`; ``activation`` one of
-    ``"none"``, ``"relu"``, ``"sigmoid"``. Returns the Figure, or a message for invalid settings.
+    ``"none"``, ``"relu"``, ``"sigmoid"``; ``bias`` in [-1000, 1000]. Returns the Figure, or a
+    message for invalid settings.
     """
     if kernel_name not in T.KERNELS:
         return f"Unknown kernel {kernel_name!r}; choose one of {', '.join(T.KERNELS)}."
     if activation not in _ACTIVATIONS:
         return f"Unknown activation {activation!r}; choose one of {', '.join(_ACTIVATIONS)}."
-    try:
-        bias = float(bias)
-    except (TypeError, ValueError):
-        return f"The bias must be a number, got {bias!r}."
-    if not np.isfinite(bias):
-        return f"The bias must be finite, got {bias!r}."
+    bias, err = finite_number(bias, "The bias", -1000, 1000)
+    if err:
+        return err
     M = _image2d(image)
     K = T.KERNELS[kernel_name]
     fmap = feature_map(M, K, bias, activation)
@@ -354,6 +363,11 @@ def kernel_gallery_figure(image, names=("sobel_x", "sobel_y", "laplacian", "blur
     return fig
 
 
+#: Bounds of :func:`scan_animation`: cells per side of the padded input, and frames.
+SCAN_MAX_SIDE = 20
+SCAN_MAX_FRAMES = 400
+
+
 def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval=700, dpi=80,
                    title=None):
     """Animation of a window scanning an input, one output value per frame.
@@ -364,29 +378,56 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
     the pooled output. Show it in a notebook with ``HTML(anim.to_jshtml())`` (self-contained:
     plays in the online book). The figure is closed, so it is not displayed twice.
 
+    Sizes are bounded so that the animation stays quick to build and legible: the padded
+    input at most :data:`SCAN_MAX_SIDE` cells per side, at most :data:`SCAN_MAX_FRAMES` frames.
+
     Returns a ``matplotlib.animation.FuncAnimation``, or a message string for an invalid setting.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
 
-    M = np.asarray(M, dtype=np.float64)
-    if M.ndim != 2:
-        return f"The input must be a 2-D array, got shape {M.shape}."
     if op not in ("conv", "max", "avg"):
-        return f"Unknown operation {op!r}; choose 'conv', 'max' or 'avg'."
+        return Message(f"Unknown operation {op!r}; choose 'conv', 'max' or 'avg'.")
+    M, err = finite_array(M, "The input", ndim=2, max_side=SCAN_MAX_SIDE)
+    if err:
+        return err
     if op == "conv":
-        K = np.asarray(K, dtype=np.float64)
-        if K.ndim != 2:
-            return f"The kernel must be a 2-D array, got shape {K.shape}."
+        K, err = finite_array(K, "The kernel", ndim=2, max_side=SCAN_MAX_SIDE)
+        if err:
+            return err
         KH, KW = K.shape
+        b, err = finite_number(b, "The bias b")
+        if err:
+            return err
     else:
-        KH, KW = F._pair(K, "window")
+        if K is None:
+            return Message(f"Pooling needs a window: pass K=(kh, kw), e.g. K=(2, 2), for op={op!r}.")
+        window = K if isinstance(K, (tuple, list)) and len(K) == 2 else (K, K)
+        KH, err = _int(window[0], "The window height", 1, SCAN_MAX_SIDE)
+        if err:
+            return err
+        KW, err = _int(window[1], "The window width", 1, SCAN_MAX_SIDE)
+        if err:
+            return err
+    pairs = []
+    for value, name, lo in ((stride, "The stride", 1), (padding, "The padding", 0)):
+        pair = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, value)
+        for v in pair:
+            v, err = _int(v, name, lo, SCAN_MAX_SIDE)
+            if err:
+                return err
+            pairs.append(v)
+    sh, sw, ph, pw = pairs
+    if max(M.shape[0] + 2 * ph, M.shape[1] + 2 * pw) > SCAN_MAX_SIDE:
+        return Message(f"The padded input would be {M.shape[0] + 2 * ph}×{M.shape[1] + 2 * pw}: this animation "
+                       f"draws at most {SCAN_MAX_SIDE}×{SCAN_MAX_SIDE} cells; use a smaller input or padding.")
     try:
-        (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
         H_out = F.conv_output_size(M.shape[0], KH, sh, ph)
         W_out = F.conv_output_size(M.shape[1], KW, sw, pw)
     except (TypeError, ValueError) as e:
-        return f"Invalid setting: {e}."
+        return Message(f"Invalid setting: {e}.")
+    if H_out * W_out > SCAN_MAX_FRAMES:
+        return Message(f"{H_out * W_out} output values: this animation shows at most {SCAN_MAX_FRAMES} frames.")
     Mp = np.pad(M, ((ph, ph), (pw, pw)))
     if op == "conv":
         out = F.conv2d(M[None, None], K[None, None], np.array([float(b)]), (sh, sw), (ph, pw))[0, 0]
@@ -476,19 +517,6 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
     return anim
 
 
-def show_result(result):
-    """Display a Figure (then close it) or a message string, inside a widget's output."""
-    from IPython.display import HTML, display
-
-    if isinstance(result, str):
-        display(HTML(f'<p style="color:#b00020;font-weight:bold">{html.escape(result)}</p>'))
-    else:
-        import matplotlib.pyplot as plt
-
-        display(result)
-        plt.close(result)
-
-
 def feature_map_widget(images):
     """ipywidgets explorer: digit, kernel, bias and activation -> :func:`feature_map_figure`."""
     import ipywidgets as W
@@ -512,9 +540,9 @@ def flip_figure(kernel=None, size=7):
     """The flip, seen on an impulse: cross-correlating a single 1 with a kernel stamps the
     kernel *flipped*; convolving stamps it as it is. Panels: K, flip(K), the impulse, K ⋆ impulse,
     K * impulse. Returns the Figure, or a message string for an invalid setting."""
-    K = NUMBERED_KERNEL if kernel is None else np.asarray(kernel, dtype=np.float64)
-    if K.ndim != 2:
-        return f"The kernel must be a 2-D array, got shape {K.shape}."
+    K, err = finite_array(NUMBERED_KERNEL if kernel is None else kernel, "The kernel", ndim=2, max_side=9)
+    if err:
+        return err
     size, err = _int(size, "image size", max(K.shape), 25)
     if err:
         return err
@@ -589,6 +617,9 @@ def correlation_vs_convolution_figure(image, kernel_name="sobel_x"):
 EXPLORER_RANGES = {"n": (4, 28), "k": (1, 7), "s": (1, 4), "p": (0, 3), "d": (1, 3)}
 #: Its initial setting.
 EXPLORER_DEFAULTS = {"n": 8, "k": 3, "s": 1, "p": 0, "d": 1}
+#: The largest value of each setting that :func:`explorer_state` and :func:`explorer_figure`
+#: accept (beyond, the figure would take long to draw and be unreadable).
+EXPLORER_LIMITS = {"n": 64, "k": 15, "s": 16, "p": 16, "d": 8}
 _PARAM_NAMES = {"n": "input size n", "k": "kernel size k", "s": "stride s", "p": "padding p",
                 "d": "dilation d"}
 
@@ -617,7 +648,7 @@ def explorer_state(image, n, k, s, p, d=1):
     """
     vals = {}
     for name, value, lo in (("n", n, 1), ("k", k, 1), ("s", s, 1), ("p", p, 0), ("d", d, 1)):
-        v, err = _int(value, _PARAM_NAMES[name].capitalize(), lo, 512)
+        v, err = _int(value, _PARAM_NAMES[name].capitalize(), lo, EXPLORER_LIMITS[name])
         if err:
             return {"valid": False, "message": err}
         vals[name] = v
@@ -645,7 +676,13 @@ def explorer_figure(image, n, k, s, p, d=1, step=None):
     if not st["valid"]:
         return st["message"]
     positions = st["positions"]
-    step = len(positions) - 1 if step is None else int(np.clip(step, 0, len(positions) - 1))
+    if step is None:
+        step = len(positions) - 1
+    else:
+        step, err = _int(step, "The window number (step)", 0)
+        if err:
+            return err
+        step = min(step, len(positions) - 1)
     r0, c0 = positions[step]
     fig, axes = _figure(1, 2, figsize=(10, 4.6))
     ax_in, ax_out = axes[0]
@@ -1205,6 +1242,8 @@ def pool_grid_figure(image, windows=(2, 3, 4), strides=(1, 2, 3), mode="max"):
     """Static figure: the pooled image for every (window, stride) pair. Returns the Figure or a message."""
     if mode not in ("max", "avg"):
         return f"Unknown pooling {mode!r}; choose 'max' or 'avg'."
+    if not 1 <= len(windows) <= 6 or not 1 <= len(strides) <= 6:
+        return Message(f"Give 1 to 6 windows and 1 to 6 strides, got {len(windows)} and {len(strides)}.")
     x = _image2d(image)
     fig, axes = _figure(len(windows), len(strides), figsize=(2.6 * len(strides) + 1, 2.6 * len(windows)))
     fn = F.maxpool2d if mode == "max" else F.avgpool2d
@@ -1254,6 +1293,9 @@ def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
     n_out, err = _int(n_out, "Output size", 1, 5)
     if err:
         return err
+    seed, err = _int(seed, "The seed", 0, 2 ** 32 - 1)
+    if err:
+        return err
     rng = np.random.default_rng(seed)
     K = rng.integers(-2, 3, size=(k, k)).astype(np.float64)
     dF = rng.integers(-2, 3, size=(n_out, n_out)).astype(np.float64)
@@ -1284,14 +1326,21 @@ def maxpool_routing_figure(x, window=2, stride=2, dy=None):
     """Where max pooling sends its gradient: the input with each window's winner outlined
     (ties: the first maximum in row-major order, as :func:`cnn_lib.functional.maxpool2d_backward`),
     the upstream gradient, and ``dL/dx`` from the library. Returns the Figure or a message."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        return f"x must be a 2-D array, got shape {x.shape}."
+    x, err = finite_array(x, "x", ndim=2, max_side=16)
+    if err:
+        return err
     setting, err = _pool_setting(x, window, stride)
     if err:
         return err
     window, stride, (ho, wo) = setting
-    dy = np.arange(1.0, ho * wo + 1).reshape(ho, wo) if dy is None else np.asarray(dy, dtype=np.float64)
+    if dy is None:
+        dy = np.arange(1.0, ho * wo + 1).reshape(ho, wo)
+    else:
+        dy, err = finite_array(dy, "dy", ndim=2)
+        if err:
+            return err
+        if dy.shape != (ho, wo):
+            return Message(f"dy must have the pooled shape {(ho, wo)}, got {dy.shape}.")
     dx = F.maxpool2d_backward(dy[None, None], x[None, None], window, stride)[0, 0]
     fig, axes = _figure(1, 3, figsize=(12, 4.0), width_ratios=[x.shape[1], max(wo, 2), x.shape[1]])
     draw_grid(axes[0, 0], x, cmap="Greys", vmin=min(0, x.min()), vmax=max(1, x.max()) * 1.6,

@@ -33,9 +33,10 @@ import numpy as np
 from ..conv_teaching import resize_image
 from ...data import MNIST_MEAN, MNIST_STD
 from ..zoo import layer_outputs
+from .common import Message
 
 __all__ = [
-    "CANVAS_SIZE", "PEN_WIDTH", "BOX", "FIELD", "render_strokes", "canvas_to_ink", "preprocess",
+    "CANVAS_SIZE", "PEN_WIDTH", "BOX", "FIELD", "MAX_INK_SIDE", "render_strokes", "canvas_to_ink", "preprocess",
     "predict_drawing", "plot_pipeline", "plot_prediction", "Sketch", "draw_widget", "explorer_html",
     "network_spec", "JS_CORE",
 ]
@@ -45,6 +46,8 @@ PEN_WIDTH = 20          #: width of the pen on that canvas
 BOX = 20                #: the longer side of a digit after resizing (MNIST: 20 pixels)
 FIELD = 28              #: side of the final image
 INK_THRESHOLD = 0.05    #: ink below this does not count for the bounding box
+#: The largest drawing :func:`preprocess` accepts, in pixels per side.
+MAX_INK_SIDE = 2048
 EMPTY_MESSAGE = "The canvas is empty: draw a digit (white ink, one or more strokes) to classify it."
 
 
@@ -97,11 +100,17 @@ def preprocess(ink):
     column where ``scaled`` is pasted), ``centred`` (``(28, 28)`` in ``[0, 1]``), ``com``
     (its centre of mass) and ``x`` (``(1, 1, 28, 28)`` float32, standardized: the network's input).
 
-    Raises ``ValueError`` with :data:`EMPTY_MESSAGE` when there is no ink.
+    Raises ``ValueError`` with :data:`EMPTY_MESSAGE` when there is no ink, and with a message
+    for NaN or infinite pixels or an image larger than :data:`MAX_INK_SIDE` per side.
     """
     ink = np.asarray(ink, dtype=np.float64)
     if ink.ndim != 2:
         raise ValueError(f"expected a 2-D ink image, got shape {ink.shape}")
+    if max(ink.shape) > MAX_INK_SIDE:
+        raise ValueError(f"The drawing is {ink.shape[0]}×{ink.shape[1]} pixels; at most "
+                         f"{MAX_INK_SIDE} per side are accepted.")
+    if not np.isfinite(ink).all():
+        raise ValueError("The drawing has NaN or infinite pixels; ink values must be finite numbers in [0, 1].")
     mask = ink > INK_THRESHOLD
     if not mask.any():
         raise ValueError(EMPTY_MESSAGE)
@@ -134,7 +143,7 @@ def predict_drawing(model, ink):
     try:
         result = preprocess(ink)
     except ValueError as exc:
-        return str(exc)
+        return Message(str(exc))
     from ...functional import softmax
     outs = layer_outputs(model, result["x"])
     probs = softmax(outs[-1][1].astype(np.float64))[0]
@@ -159,7 +168,7 @@ def plot_pipeline(ink, result=None, title=None):
         try:
             result = preprocess(ink)
         except ValueError as exc:
-            return str(exc)
+            return Message(str(exc))
     fig, axes = _fig(1, 4, (11, 3.2))
     top, bottom, left, right = result["bbox"]
     axes[0].imshow(ink, cmap="gray", vmin=0, vmax=1)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import io
 import json
 import math
@@ -35,6 +34,7 @@ import numpy as np
 from ... import functional as F
 from .. import mlp, plots
 from ...layers import Arctan, ReLU, Sigmoid
+from .common import Message, finite_number, show_result, whole_number
 
 __all__ = [
     "Message", "architecture_view", "param_table_html", "approximation_view",
@@ -45,32 +45,12 @@ __all__ = [
 ]
 
 
-class Message(str):
-    """What an explorer returns instead of a result when a setting is invalid: a plain
-    ``str`` that says what is wrong and how to fix it (the wrappers show it in a box)."""
-
-
-def _finite_number(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None, Message(f"The {name} must be a number, got {value!r}.")
-    if not math.isfinite(value):
-        return None, Message(f"The {name} must be a finite number, got {value}.")
-    return value, None
+def _finite_number(value, name, lo=None, hi=None):
+    return finite_number(value, f"The {name}", lo, hi)
 
 
 def _whole_number(value, name, lo, hi):
-    try:
-        ok = float(value) == int(value)
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        return None, Message(f"The {name} must be a whole number, got {value!r}.")
-    value = int(value)
-    if not lo <= value <= hi:
-        return None, Message(f"The {name} must lie between {lo} and {hi}, got {value}.")
-    return value, None
+    return whole_number(value, f"The {name}", lo, hi)
 
 
 # =========================================================================== chapter 1: the MLP
@@ -230,6 +210,7 @@ def descent_view(lr=0.1, w1=2.8, w2=-2.9, steps=50):
     plots.plot_cost_surface(g, g, cost, ax, title=f"Gradient descent, learning rate {lr:g}")
     plots.plot_path(run["path"], ax, color=plots.PALETTE[3])
     costs = np.maximum(run["costs"], 1e-16)
+    costs = costs[np.isfinite(costs)]                 # a diverging run may end on an overflowed cost
     ax_cost.semilogy(np.arange(len(costs)), costs, "o-", color=plots.PALETTE[3], markersize=3)
     from matplotlib.ticker import MaxNLocator
 
@@ -550,18 +531,7 @@ def prediction_view(model, images, labels, index=0):
 # =========================================================================== ipywidgets wrappers
 def _show(result):
     """Display a Figure, an HTML string or a Message in the current output (then close the figure)."""
-    from IPython.display import HTML, display
-
-    if isinstance(result, Message):
-        display(HTML('<div style="border-left: 4px solid #D55E00; padding: 4px 10px; background: #fff4e5; '
-                     f'color: #000">&#9888; {html.escape(result)}</div>'))
-    elif isinstance(result, str):
-        display(HTML(result))
-    else:
-        import matplotlib.pyplot as plt
-
-        display(result)
-        plt.close(result)
+    show_result(result, html_strings=True)
 
 
 def _explorer(view, controls, description=None):
