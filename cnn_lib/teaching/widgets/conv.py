@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import conv_teaching as T
 from ... import functional as F
+from ...shapes import pair
 
 __all__ = [
     "OKABE_ITO", "draw_grid", "show_result", "param_counts", "param_count_figure", "connection_matrix_figure",
@@ -380,9 +381,9 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
             return f"The kernel must be a 2-D array, got shape {K.shape}."
         KH, KW = K.shape
     else:
-        KH, KW = F._pair(K, "window")
+        KH, KW = pair(K, "window")
     try:
-        (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
+        (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
         H_out = F.conv_output_size(M.shape[0], KH, sh, ph)
         W_out = F.conv_output_size(M.shape[1], KW, sw, pw)
     except (TypeError, ValueError) as e:
@@ -1292,7 +1293,8 @@ def maxpool_routing_figure(x, window=2, stride=2, dy=None):
         return err
     window, stride, (ho, wo) = setting
     dy = np.arange(1.0, ho * wo + 1).reshape(ho, wo) if dy is None else np.asarray(dy, dtype=np.float64)
-    dx = F.maxpool2d_backward(dy[None, None], x[None, None], window, stride)[0, 0]
+    _, cache = F.maxpool2d_forward(x[None, None], window, stride)
+    dx = F.maxpool2d_backward(dy[None, None], cache)[0, 0]
     fig, axes = _figure(1, 3, figsize=(12, 4.0), width_ratios=[x.shape[1], max(wo, 2), x.shape[1]])
     draw_grid(axes[0, 0], x, cmap="Greys", vmin=min(0, x.min()), vmax=max(1, x.max()) * 1.6,
               title="input x (winners outlined)")
