@@ -291,7 +291,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
     caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
-                  chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
+                          chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
     return y, FastConvCache("fast", x.shape, w, (sh, sw), (ph, pw), caches)
 
 
