@@ -19,7 +19,8 @@ on Linux the peak after loading: the data plus what training and inference add).
 
 On a machine shared with other jobs every figure moves from run to run; the interleaving
 keeps the ratios comparable, but threads suffer more than one core from a busy neighbour:
-``--threads 1`` compares the two libraries on one core each.
+``--threads 1`` compares the two libraries on one core each (it also sets
+``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, unless already set).
 
 Without PyTorch installed it prints cnn_lib's figures alone (PyTorch is not a requirement
 of the book).
@@ -35,10 +36,16 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# --threads N also caps the BLAS and OpenMP threads of both libraries, which must be set before
+# NumPy (and PyTorch) are imported: otherwise "one thread" still multiplies matrices on several.
+if "--threads" in sys.argv[:-1]:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, sys.argv[sys.argv.index("--threads") + 1])
 
-import cnn_lib
-from cnn_lib import functional
+import numpy as np  # noqa: E402
+
+import cnn_lib  # noqa: E402
+from cnn_lib import functional  # noqa: E402
 
 torch = None                             # imported by main() when installed (not by cnn_lib's memory probe)
 
