@@ -1,17 +1,28 @@
 """Stateless forward and backward functions, each beside its plain-loop twin.
 
-Every operation comes in two versions with the same signature:
+Every operation comes in two versions:
 
-* the fast one (``conv2d``, ``maxpool2d``, ...) works on whole batches with NumPy
-  array operations and matrix products: it has no Python loop over images, pixels
-  or channels (at most a loop over the few offsets inside a kernel window);
+* the vectorized one (``conv2d_forward``, ``maxpool2d_forward``, ...) works on whole batches
+  with NumPy array operations and matrix products: it has no Python loop over images,
+  pixels or channels (at most a loop over the few offsets inside a kernel window);
 * the ``*_naive`` one is a plain loop whose indices follow the book's equations.
   It is slow, obviously correct, and the tests compare the two.
+
+Operations with a backward pass come in the cache style of CS231n: ``y, cache =
+conv2d_forward(x, w, b, stride, padding)`` keeps what the gradient needs, and ``dx, dw, db =
+conv2d_backward(dy, cache)`` uses it (nothing is computed twice); ``conv2d(x, w, b, ...)``
+and ``maxpool2d(x, ...)`` are the forward passes alone.
+
+The convolution here is the one of part II, :func:`im2col` and one matrix product. The
+layers and :func:`conv2d` run the faster version of :mod:`cnn_lib.fast_conv` (same sums,
+organized for the processor's cache and two cores); ``set_num_threads`` and
+``get_num_threads`` are re-exported from there.
 
 Conventions (the book's and PyTorch's): images are ``(N, C, H, W)``, convolution
 weights ``(F, C, KH, KW)`` with biases ``(F,)``, dense weights ``(D, M)`` so that
 ``y = x @ w + b``, logits ``(N, K)`` and labels integers ``(N,)``.
-``stride`` and ``padding`` accept an int or a pair ``(vertical, horizontal)``.
+``stride`` and ``padding`` accept an int or a pair of ints ``(vertical, horizontal)``
+(see :func:`cnn_lib.shapes.pair`).
 
 "Convolution" here is, as in every deep-learning library, a cross-correlation:
 the kernel is not flipped (the book's chapter on convolution versus
@@ -20,18 +31,21 @@ cross-correlation explains why that does not matter for learning).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from . import fast_conv
+from .fast_conv import get_num_threads, set_num_threads
+from .shapes import check_conv2d, check_pool2d, conv_output_size, pair
 
 __all__ = [
     "conv_output_size", "set_num_threads", "get_num_threads",
     "dense", "dense_backward", "dense_naive", "dense_backward_naive",
-    "conv2d", "conv2d_backward", "conv2d_naive", "conv2d_backward_naive",
-    "maxpool2d", "maxpool2d_backward", "maxpool2d_naive", "maxpool2d_backward_naive",
-    "avgpool2d", "avgpool2d_backward", "avgpool2d_naive", "avgpool2d_backward_naive",
+    "window_slices", "im2col", "col2im", "ConvCache", "PoolCache",
+    "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_naive", "conv2d_backward_naive",
+    "maxpool2d", "maxpool2d_forward", "maxpool2d_backward", "maxpool2d_naive", "maxpool2d_backward_naive",
+    "avgpool2d", "avgpool2d_forward", "avgpool2d_backward", "avgpool2d_naive", "avgpool2d_backward_naive",
     "relu", "relu_backward", "relu_naive", "relu_backward_naive",
     "sigmoid", "sigmoid_backward", "sigmoid_naive", "sigmoid_backward_naive",
     "arctan", "arctan_backward", "arctan_naive", "arctan_backward_naive",
@@ -42,183 +56,11 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-def _pair(value, name):
-    """Return ``(v, v)`` for an int, the pair itself for a pair of non-negative ints."""
-    if isinstance(value, (int, np.integer)):
-        pair = (int(value), int(value))
-    else:
-        try:
-            pair = tuple(int(v) for v in value)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-        if len(pair) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
-
-
-def conv_output_size(n, kernel_size, stride=1, padding=0, dilation=1):
-    """Output length of a convolution or pooling along one axis.
-
-    ``n_out = floor((n + 2 p - d (k - 1) - 1) / s) + 1``, which for ``d = 1`` is the
-    book's ``n_out = floor((n + 2p - k) / s) + 1``.
-
-    Raises ``ValueError`` with the reason when the combination is impossible
-    (a kernel larger than the padded input, a stride below 1, ...).
-    """
-    for name, v in (("input size", n), ("kernel size", kernel_size), ("stride", stride),
-                    ("padding", padding), ("dilation", dilation)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-    n, k, s, p, d = (int(v) for v in (n, kernel_size, stride, padding, dilation))
-    if n < 1:
-        raise ValueError(f"input size must be at least 1, got {n}")
-    if k < 1:
-        raise ValueError(f"kernel size must be at least 1, got {k}")
-    if s < 1:
-        raise ValueError(f"stride must be at least 1, got {s}")
-    if p < 0:
-        raise ValueError(f"padding must be non-negative, got {p}")
-    if d < 1:
-        raise ValueError(f"dilation must be at least 1, got {d}")
-    span = d * (k - 1) + 1
-    if span > n + 2 * p:
-        raise ValueError(
-            f"kernel of size {k}" + (f" (dilation {d}, span {span})" if d > 1 else "")
-            + f" does not fit in the input of size {n} padded by {p} on each side ({n + 2 * p})"
-        )
-    return (n + 2 * p - span) // s + 1
-
-
-def _check_conv_args(x, w, b, stride, padding):
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
-    if w.ndim != 4:
-        raise ValueError(f"conv2d expects w of shape (F, C, KH, KW), got shape {w.shape}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w has shape {w.shape})"
-        )
-    if b is not None and b.shape != (w.shape[0],):
-        raise ValueError(f"b must have shape ({w.shape[0]},) to match w {w.shape}, got {b.shape}")
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
-    H_out = conv_output_size(x.shape[2], w.shape[2], sh, ph)
-    W_out = conv_output_size(x.shape[3], w.shape[3], sw, pw)
-    return sh, sw, ph, pw, H_out, W_out
-
-
 def _pad(x, ph, pw):
     """Zero-pad the two spatial axes of ``x (N, C, H, W)``."""
     if ph == 0 and pw == 0:
         return x
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-
-
-# --------------------------------------------------------------------------- threads
-# The fast convolution cuts a batch into chunks of at most _CHUNK images (so that the
-# unrolled input stays in cache) and, like PyTorch, spreads the chunks over the cores.
-# NumPy's matrix products and copies release the GIL, so plain threads run them in
-# parallel: the calling thread takes every T-th chunk and T - 1 pool workers the others.
-# Chunks are cut the same way whatever the number of threads, so results do not depend on it.
-#
-# While they run, each of those threads asks OpenBLAS (NumPy's BLAS in the Linux and
-# Windows wheels) to do its matrix products on one thread: otherwise every small product
-# wakes OpenBLAS's own threads, the cores are oversubscribed and a training step is ~30%
-# slower. The setting is thread-local and the calling thread's is restored afterwards, so
-# the rest of the program is not affected. With another BLAS this step is skipped.
-_CHUNK = 16
-_CHUNK_POSITIONS = 24 * 24
-_FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
-_num_threads = max(1, min(2, os.cpu_count() or 1))
-_pool = None
-
-
-def _openblas_set_local_threads():
-    """``openblas_set_num_threads_local`` of the OpenBLAS NumPy has loaded, or ``None``
-    (another BLAS, or an OpenBLAS older than 0.3.27)."""
-    import ctypes
-    import glob
-
-    candidates = []
-    try:
-        with open("/proc/self/maps") as maps:             # Linux: the libraries loaded
-            candidates += [line.split()[-1] for line in maps if "openblas" in line.lower()]
-    except OSError:
-        pass
-    root = os.path.dirname(np.__file__)
-    for pattern in (root + ".libs/*openblas*", os.path.join(root, ".dylibs", "*openblas*")):
-        candidates += glob.glob(pattern)
-    for path in dict.fromkeys(candidates):
-        try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        return fn
-    return None
-
-
-_blas_local = None
-
-
-def _init_worker():
-    if _blas_local:
-        _blas_local(1)
-
-
-def set_num_threads(n):
-    """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores)."""
-    global _num_threads, _pool
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"the number of threads must be at least 1, got {n}")
-    if _pool is not None and n != _num_threads:
-        _pool.shutdown(wait=True)
-        _pool = None
-    _num_threads = n
-
-
-def get_num_threads():
-    """See :func:`set_num_threads`."""
-    return _num_threads
-
-
-def _map(fn, items):
-    """``[fn(item) for item in items]``, the items dealt out round-robin to the calling
-    thread and the pool's workers when there is more than one item and more than one thread."""
-    global _pool, _blas_local
-    T = min(_num_threads, len(items))
-    if T == 1:
-        return [fn(item) for item in items]
-    if _blas_local is None:
-        _blas_local = _openblas_set_local_threads() or False
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="cnn_lib", initializer=_init_worker)
-    futures = [_pool.submit(lambda group: [fn(item) for item in group], items[t::T]) for t in range(1, T)]
-    previous = _blas_local(1) if _blas_local else None   # no BLAS threads while the workers run
-    try:
-        groups = [[fn(item) for item in items[0::T]]]
-    finally:
-        if previous is not None:
-            _blas_local(previous)
-    groups += [f.result() for f in futures]
-    return [groups[i % T][i // T] for i in range(len(items))]
-
-
-def _chunks(N, positions=None):
-    """Slices cutting a batch of N images into chunks of at most ``size`` images.
-
-    ``size`` is _CHUNK (16) for outputs of more than _CHUNK_POSITIONS / 2 (24 x 24 / 2)
-    positions per image. Outputs 2, 4, 8, ... times smaller get chunks 2, 4, 8, ... times
-    larger (powers of two: batches of 32 or 128 still split evenly), so that a chunk keeps
-    about as much work and its fixed costs do not dominate; but never more than half the
-    batch, so that both cores get a chunk. The size depends only on the shapes, never on the
-    number of threads, so results do not either.
-    """
-    size = _CHUNK
-    if positions:
-        while size * positions * 2 <= _CHUNK * _CHUNK_POSITIONS and size * 2 <= -(-N // 2):
-            size *= 2
-    return [slice(i, min(i + size, N)) for i in range(0, N, size)]
 
 
 # --------------------------------------------------------------------------- dense
@@ -269,122 +111,149 @@ def dense_backward_naive(dy, x, w):
 
 
 # --------------------------------------------------------------------------- conv2d
-def _conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
-    """Fast cross-correlation of one chunk; returns ``(y, cols)`` where ``cols`` is reused by backward.
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward` (CS231n's ``cache``):
+    the input's shape, the filters, the stride and padding as pairs, and the unrolled input
+    ``cols (N, C*KH*KW, H_out*W_out)``. ``kind`` is ``"im2col"`` (the fast version's cache,
+    :class:`cnn_lib.fast_conv.FastConvCache`, says ``"fast"``)."""
+    kind: str
+    x_shape: tuple
+    w: np.ndarray
+    stride: tuple
+    padding: tuple
+    cols: np.ndarray
 
-    The input is unrolled along the kernel *width* only (5x the input instead of
-    25x for a 5x5 kernel): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
-    For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` form a
-    ``(C*KW, H_out*W_out)`` matrix per image (a view when ``sh == 1``), and one
-    batched matrix product with ``w[:, :, kh, :]`` adds that row's contribution.
-    ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
+
+def window_slices(KH, KW, sh, sw, H_out, W_out):
+    """For every offset ``(u, v)`` inside the window, in row-major order, the slices of the
+    input that it visits: ``x[..., u + i*sh, v + j*sw]`` for all output positions ``(i, j)``.
+
+    A window of ``KH x KW`` has ``KH * KW`` offsets; each slice has the output's shape
+    ``(..., H_out, W_out)``. Pooling, :func:`im2col` and :func:`col2im` loop over these
+    few offsets instead of over every pixel.
     """
-    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
-    N, C = x.shape[:2]
-    F, _, KH, KW = w.shape
-    xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
-    if C * KW < _FULL_UNROLL_BELOW:
-        # Few input channels (the first layer): a kernel row alone would make products of
-        # depth C*KW (5 for MNIST), too shallow to be fast. Unroll the whole window
-        # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW.
-        win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, H_out, W_out, KH, KW)
-        cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))       # (N, C, KH, KW, H_out, W_out)
-        y3 = None if out is None else out.reshape(N, F, H_out * W_out)
-        y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out), out=y3)
-        y = y.reshape(N, F, H_out, W_out)
-        if b is not None:
-            y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
-        return y, cols
-    win = sliding_window_view(xp, KW, axis=3)[:, :, :, : (W_out - 1) * sw + 1 : sw]  # (N, C, Hp, W_out, KW)
-    cols = np.ascontiguousarray(win.transpose(0, 1, 4, 2, 3))               # (N, C, KW, Hp, W_out)
-    y = None if out is None else out.reshape(N, F, H_out * W_out)
-    for kh in range(KH):
-        rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]           # (N, C, KW, H_out, W_out)
-        rows = rows.reshape(N, C * KW, H_out * W_out)                       # a view when sh == 1
-        wk = w[:, :, kh, :].reshape(F, C * KW)                              # (F, C*KW)
-        if kh == 0:
-            y = np.matmul(wk, rows, out=y)                                  # (N, F, H_out*W_out)
-        else:
-            y += np.matmul(wk, rows)
+    for u in range(KH):
+        for v in range(KW):
+            yield (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    """Unrolls every window of the zero-padded input into a column ("image to columns").
+
+    ``cols[n, (c, u, v), (i, j)] = xp[n, c, i*sh + u, j*sw + v]``: column ``(i, j)`` of image
+    ``n`` holds the window that output ``(i, j)`` sees, so that a convolution becomes one
+    matrix product (see :func:`conv2d_forward`). Each input pixel is copied into up to
+    ``KH * KW`` columns.
+
+    Shapes
+    ------
+    x : (N, C, H, W)
+    cols : (N, C*KH*KW, H_out*W_out), rows ordered ``(c, u, v)`` like ``w.reshape(F, C*KH*KW)``
+    """
+    if x.ndim != 4:
+        raise ValueError(f"im2col expects x of shape (N, C, H, W), got shape {x.shape}")
+    (KH, KW), (sh, sw), (ph, pw) = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding")
+    N, C, H, W = x.shape
+    H_out, W_out = conv_output_size(H, KH, sh, ph), conv_output_size(W, KW, sw, pw)
+    xp = _pad(x, ph, pw)                                                     # (N, C, H + 2ph, W + 2pw)
+    cols = np.empty((N, C, KH * KW, H_out, W_out), dtype=x.dtype)
+    for k, window in enumerate(window_slices(KH, KW, sh, sw, H_out, W_out)):
+        cols[:, :, k] = xp[window]                                           # (N, C, H_out, W_out)
+    return cols.reshape(N, C * KH * KW, H_out * W_out)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The transpose of :func:`im2col`: adds every column back onto the window it came from.
+
+    ``dx[n, c, i*sh + u - ph, j*sw + v - pw] += cols[n, (c, u, v), (i, j)]``. A pixel seen by
+    several windows receives the sum of their entries; the padding's entries are dropped.
+
+    Shapes: ``cols (N, C*KH*KW, H_out*W_out)``, ``x_shape = (N, C, H, W)`` -> ``dx (N, C, H, W)``.
+    """
+    (KH, KW), (sh, sw), (ph, pw) = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding")
+    N, C, H, W = x_shape
+    H_out, W_out = conv_output_size(H, KH, sh, ph), conv_output_size(W, KW, sw, pw)
+    if cols.shape != (N, C * KH * KW, H_out * W_out):
+        raise ValueError(f"cols must have shape (N, C*KH*KW, H_out*W_out) = {(N, C * KH * KW, H_out * W_out)}, "
+                         f"got {cols.shape}")
+    cols = cols.reshape(N, C, KH * KW, H_out, W_out)
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)         # (N, C, H + 2ph, W + 2pw)
+    for k, window in enumerate(window_slices(KH, KW, sh, sw, H_out, W_out)):
+        dxp[window] += cols[:, :, k]
+    return dxp[:, :, ph : ph + H, pw : pw + W]
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """2-D cross-correlation as one matrix product: :func:`im2col`, then ``w`` times the columns.
+
+    ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] xp[n, c, i*sh + u, j*sw + v]``
+    ``= b[f] + sum_{(c, u, v)} W[f, (c, u, v)] cols[n, (c, u, v), (i, j)]`` with ``W = w.reshape(F, C*KH*KW)``.
+
+    This is the readable version; :mod:`cnn_lib.fast_conv` computes the same sums faster
+    (it is what :func:`conv2d` and :class:`cnn_lib.Conv2D` run).
+
+    Shapes
+    ------
+    x : (N, C, H, W) ; w : (F, C, KH, KW) ; b : (F,) or None
+    returns y (N, F, H_out, W_out), ``H_out = (H + 2*ph - KH) // sh + 1`` (same for W),
+    and a :class:`ConvCache` for :func:`conv2d_backward`.
+    """
+    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
+    N = x.shape[0]
+    F, C, KH, KW = w.shape
+    cols = im2col(x, (KH, KW), (sh, sw), (ph, pw))                          # (N, C*KH*KW, H_out*W_out)
+    y = np.matmul(w.reshape(F, C * KH * KW), cols)                          # (N, F, H_out*W_out)
     y = y.reshape(N, F, H_out, W_out)
     if b is not None:
-        y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
-    return y, cols
+        y += b.reshape(1, F, 1, 1)
+    return y, ConvCache("im2col", x.shape, w, (sh, sw), (ph, pw), cols)
 
 
-def _conv2d_backward_chunk(dy, cols, x_shape, w, stride=1, padding=0, need_dx=True, dx_out=None):
-    """Backward of :func:`_conv2d_forward_chunk` from its saved ``cols``.
+def conv2d_backward(dy, cache, need_dx=True):
+    """Gradients of :func:`conv2d_forward` from its cache (no forward pass is recomputed).
 
-    ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
-    kernel row ``kh`` saw. ``dx`` is the *full convolution* of ``dy`` with ``w``: ``dy``
-    dilated by the stride (``s - 1`` zeros between entries), padded by ``K - 1``, then
-    cross-correlated with the kernel flipped in both axes and with the roles of input
-    and output channels swapped.
+    With ``Y = W cols + b`` for each image (``W = w.reshape(F, C*KH*KW)``):
+
+    * ``dw = sum_n dY_n cols_n^T``: each filter weight, times the input it saw, summed;
+    * ``db = sum_{n, i, j} dy[n, :, i, j]``;
+    * ``dx = col2im(W^T dY)``: each output gradient sent back, weighted by ``w``, to the
+      pixels of its window (this is the *full convolution* of ``dy`` with the kernel).
+
+    With ``need_dx=False`` (the first layer of a network) ``dx`` is ``None``.
+
+    Shapes
+    ------
+    dy : (N, F, H_out, W_out)
+    returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,)
     """
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
-    N, C, H, W = x_shape
-    F, _, KH, KW = w.shape
-    H_out, W_out = dy.shape[2], dy.shape[3]
-    dy3 = dy.reshape(N, F, H_out * W_out)                                   # (N, F, H_out*W_out)
+    if getattr(cache, "kind", None) != "im2col":
+        raise TypeError("functional.conv2d_backward takes the cache returned by functional.conv2d_forward"
+                        + (" (for fast_conv.conv2d_forward's, call fast_conv.conv2d_backward)"
+                           if getattr(cache, "kind", None) == "fast" else f", got {type(cache).__name__}"))
+    N = cache.x_shape[0]
+    F, C, KH, KW = cache.w.shape
+    if dy.ndim != 4 or dy.shape[:2] != (N, F) or dy.shape[2] * dy.shape[3] != cache.cols.shape[2]:
+        raise ValueError(f"dy must have the shape of the forward pass's output (N={N}, F={F}, H_out, W_out), "
+                         f"got {dy.shape}")
+    dY = dy.reshape(N, F, -1)                                               # (N, F, H_out*W_out)
     db = dy.sum(axis=(0, 2, 3))                                             # (F,)
-    # dL/dw[f, c, kh, kw] = sum_{n,i,j} dy[n, f, i, j] xp[n, c, i*sh + kh, j*sw + kw]
-    if cols.ndim == 6:                                                       # whole windows unrolled
-        K = C * KH * KW
-        dw = np.matmul(dy3, cols.reshape(N, K, H_out * W_out).transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    else:                                                                    # one kernel row at a time
-        dw = np.empty(w.shape, dtype=np.result_type(dy, cols))
-        for kh in range(KH):
-            rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
-            rows = rows.reshape(N, C * KW, H_out * W_out)                   # (N, C*KW, H_out*W_out)
-            dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
+    dw = np.matmul(dY, cache.cols.transpose(0, 2, 1)).sum(axis=0)           # (F, C*KH*KW)
+    dw = dw.reshape(F, C, KH, KW)
     if not need_dx:
         return None, dw, db
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    # Rows/columns of the padded input that no window reached get no gradient: pad the
-    # far side of dy by that remainder so the full convolution has the padded size.
-    rh, rw = (Hp - KH) % sh, (Wp - KW) % sw
-    dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
-    dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
-    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
-    # The full convolution would give the gradient of the *padded* input (N, C, Hp, Wp);
-    # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
-    # part reads (no work spent on the gradient of the zero padding).
-    dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
-    dx, _ = _conv2d_forward_chunk(dyp, w_flip, None, out=dx_out)                  # (N, C, H, W)
-    return dx, dw, db
-
-
-def _conv2d_forward(x, w, b, stride=1, padding=0):
-    """Fast cross-correlation of a batch, chunk by chunk (each chunk writes its part of ``y``);
-    returns ``(y, caches)``."""
-    *_, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
-    y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
-    caches = _map(lambda sl: _conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
-                  _chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
-    return y, caches
-
-
-def _conv2d_backward(dy, caches, x_shape, w, stride=1, padding=0, need_dx=True):
-    """Backward of :func:`_conv2d_forward` from its saved ``caches``: chunk by chunk (each
-    chunk writes its part of ``dx``), the chunks' ``dw`` and ``db`` added in a fixed order."""
-    N = x_shape[0]
-    slices = _chunks(N, dy.shape[2] * dy.shape[3]) or [slice(0, 0)]
-    dx = np.empty(x_shape, dtype=np.result_type(dy, w)) if need_dx else None
-    parts = _map(lambda k: _conv2d_backward_chunk(
-        dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),
-        w, stride, padding, need_dx, None if dx is None else dx[slices[k]]), range(len(slices)))
-    dw, db = parts[0][1], parts[0][2]
-    for p in parts[1:]:
-        dw += p[1]
-        db += p[2]
+    dcols = np.matmul(cache.w.reshape(F, C * KH * KW).T, dY)                # (N, C*KH*KW, H_out*W_out)
+    dx = col2im(dcols, cache.x_shape, (KH, KW), cache.stride, cache.padding)  # (N, C, H, W)
     return dx, dw, db
 
 
 def conv2d(x, w, b, stride=1, padding=0):
-    """2-D cross-correlation of a batch with a bank of filters (eq. 17 and 18).
+    """2-D cross-correlation of a batch with a bank of filters (eq. 17 and 18), forward only.
 
     ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i*s + u, j*s + v]``
     where ``xp`` is ``x`` zero-padded by ``padding`` on each side.
+
+    Computed by the fast version (:func:`cnn_lib.fast_conv.conv2d_forward`); the same
+    numbers as ``conv2d_forward(x, w, b, stride, padding)[0]`` up to the order of the sums.
 
     Shapes
     ------
@@ -393,26 +262,7 @@ def conv2d(x, w, b, stride=1, padding=0):
     b : (F,)
     y : (N, F, H_out, W_out), ``H_out = (H + 2*ph - KH) // sh + 1`` (same for W)
     """
-    return _conv2d_forward(x, w, b, stride, padding)[0]
-
-
-def conv2d_backward(dy, x, w, stride=1, padding=0, need_dx=True):
-    """Gradients of :func:`conv2d` with respect to ``x``, ``w`` and ``b``.
-
-    * ``dw`` is the cross-correlation of the (padded) input with ``dy``;
-    * ``dx`` is the *full convolution* of ``dy`` with the kernel (each output
-      gradient is sent back, weighted by ``w``, to the inputs that produced it);
-    * ``db`` is the sum of ``dy`` over the batch and the positions.
-
-    With ``need_dx=False`` (the first layer of a network) ``dx`` is ``None``.
-
-    Shapes
-    ------
-    dy : (N, F, H_out, W_out) ; x : (N, C, H, W) ; w : (F, C, KH, KW)
-    returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,)
-    """
-    _, cols = _conv2d_forward(x, w, None, stride, padding)
-    return _conv2d_backward(dy, cols, x.shape, w, stride, padding, need_dx)
+    return fast_conv.conv2d_forward(x, w, b, stride, padding)[0]
 
 
 def conv2d_naive(x, w, b, stride=1, padding=0):
@@ -422,7 +272,7 @@ def conv2d_naive(x, w, b, stride=1, padding=0):
     Hadamard product (eq. 6) of the filter with the window of the padded input
     that starts at ``(i*sh, j*sw)`` is summed, and the bias added.
     """
-    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, b, stride, padding)
+    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     N = x.shape[0]
     F, C, KH, KW = w.shape
     xp = _pad(x, ph, pw)
@@ -437,10 +287,10 @@ def conv2d_naive(x, w, b, stride=1, padding=0):
 
 
 def conv2d_backward_naive(dy, x, w, stride=1, padding=0, need_dx=True):
-    """Loop version of :func:`conv2d_backward`: each output ``y[n, f, i, j]``
+    """Loop version of :func:`conv2d_backward` (it takes ``x`` and ``w``, not a cache): each output ``y[n, f, i, j]``
     sends ``dy[n, f, i, j]`` back to the bias, to the filter (times the window) and
     to the window (times the filter)."""
-    sh, sw, ph, pw, H_out, W_out = _check_conv_args(x, w, None, stride, padding)
+    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, None, stride, padding)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     xp = _pad(x, ph, pw)
@@ -458,63 +308,70 @@ def conv2d_backward_naive(dy, x, w, stride=1, padding=0, need_dx=True):
 
 
 # --------------------------------------------------------------------------- pooling
-def _check_pool_args(x, kernel_size, stride):
-    if x.ndim != 4:
-        raise ValueError(f"pooling expects x of shape (N, C, H, W), got shape {x.shape}")
-    (KH, KW) = _pair(kernel_size, "kernel_size")
-    (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
-    H_out = conv_output_size(x.shape[2], KH, sh)
-    W_out = conv_output_size(x.shape[3], KW, sw)
+class PoolCache(NamedTuple):
+    """What :func:`maxpool2d_backward` / :func:`avgpool2d_backward` need from the forward pass:
+    ``kind`` (``"max"`` or ``"avg"``), the input ``x``, the output ``y`` (max pooling only,
+    else ``None``), and ``kernel_size`` and ``stride`` as pairs."""
+    kind: str
+    x: np.ndarray
+    y: np.ndarray | None
+    kernel_size: tuple
+    stride: tuple
+
+
+def _check_pool_cache(dy, cache, kind):
+    if getattr(cache, "kind", None) != kind:
+        raise TypeError(f"{kind}pool2d_backward takes the cache returned by {kind}pool2d_forward, got "
+                        + (f"one of kind {cache.kind!r}" if hasattr(cache, "kind") else type(cache).__name__))
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(cache.x, cache.kernel_size, cache.stride)
+    if dy.shape != cache.x.shape[:2] + (H_out, W_out):
+        raise ValueError(f"dy must have the shape of the forward pass's output {cache.x.shape[:2] + (H_out, W_out)}, "
+                         f"got {dy.shape}")
     return KH, KW, sh, sw, H_out, W_out
 
 
-def _window_slices(KH, KW, sh, sw, H_out, W_out):
-    """For every offset ``(u, v)`` inside the window, the slices of the input that it
-    visits: ``x[..., u + i*sh, v + j*sw]`` for all output positions ``(i, j)``."""
-    for u in range(KH):
-        for v in range(KW):
-            yield (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
-
-
-def maxpool2d(x, kernel_size=2, stride=None):
+def maxpool2d_forward(x, kernel_size=2, stride=None):
     """Max pooling: ``y[n, c, i, j] = max_{u, v} x[n, c, i*sh + u, j*sw + v]``.
 
     ``stride`` defaults to the window size (non-overlapping windows), as in the layers.
-
-    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, ``H_out = (H - KH) // sh + 1``.
     Rows or columns that no window reaches are ignored (as in PyTorch).
+
+    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, ``H_out = (H - KH) // sh + 1``,
+    and a :class:`PoolCache` for :func:`maxpool2d_backward`.
     """
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     y = None
-    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+    for sl in window_slices(KH, KW, sh, sw, H_out, W_out):
         y = x[sl].copy() if y is None else np.maximum(y, x[sl], out=y)
-    return y
+    return y, PoolCache("max", x, y, (KH, KW), (sh, sw))
 
 
-def _maxpool2d_backward(dy, x, y, kernel_size, stride):
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+def maxpool2d(x, kernel_size=2, stride=None):
+    """:func:`maxpool2d_forward` without the cache: ``y (N, C, H_out, W_out)``."""
+    return maxpool2d_forward(x, kernel_size, stride)[0]
+
+
+def maxpool2d_backward(dy, cache):
+    """Gradient of :func:`maxpool2d_forward` from its cache: each ``dy[n, c, i, j]`` goes to
+    the arg-max of its window; on a tie, to the first maximum in row-major order (as the
+    loop version and PyTorch do). Overlapping windows add up.
+
+    Shapes: ``dy (N, C, H_out, W_out)`` -> ``dx (N, C, H, W)``.
+    """
+    KH, KW, sh, sw, H_out, W_out = _check_pool_cache(dy, cache, "max")
+    x, y = cache.x, cache.y
     dx = np.zeros_like(x, dtype=dy.dtype)
     routed = np.zeros(y.shape, dtype=bool)   # windows whose gradient has gone to their arg-max
-    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+    for sl in window_slices(KH, KW, sh, sw, H_out, W_out):
         first = (x[sl] == y) & ~routed          # the first maximum in row-major order wins a tie
         routed |= first
         dx[sl] += dy * first
     return dx
 
 
-def maxpool2d_backward(dy, x, kernel_size=2, stride=None):
-    """Gradient of :func:`maxpool2d`: each ``dy[n, c, i, j]`` goes to the arg-max of its
-    window; on a tie, to the first maximum in row-major order (as the loop version
-    and PyTorch do). Overlapping windows add up.
-
-    Shapes: ``dy (N, C, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dx (N, C, H, W)``.
-    """
-    return _maxpool2d_backward(dy, x, maxpool2d(x, kernel_size, stride), kernel_size, stride)
-
-
 def maxpool2d_naive(x, kernel_size=2, stride=None):
     """Loop version of :func:`maxpool2d`."""
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
     for n in range(N):
@@ -527,7 +384,7 @@ def maxpool2d_naive(x, kernel_size=2, stride=None):
 
 def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """Loop version of :func:`maxpool2d_backward` (``np.argmax`` returns the first maximum)."""
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):
@@ -540,34 +397,41 @@ def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     return dx
 
 
-def avgpool2d(x, kernel_size=2, stride=None):
+def avgpool2d_forward(x, kernel_size=2, stride=None):
     """Average pooling: ``y[n, c, i, j] = mean_{u, v} x[n, c, i*sh + u, j*sw + v]``.
 
-    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``.
+    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, and a :class:`PoolCache` for
+    :func:`avgpool2d_backward`.
     """
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     y = None
-    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+    for sl in window_slices(KH, KW, sh, sw, H_out, W_out):
         y = x[sl].copy() if y is None else np.add(y, x[sl], out=y)
-    return y / np.asarray(KH * KW, dtype=x.dtype)
+    return y / np.asarray(KH * KW, dtype=x.dtype), PoolCache("avg", x, None, (KH, KW), (sh, sw))
 
 
-def avgpool2d_backward(dy, x, kernel_size=2, stride=None):
-    """Gradient of :func:`avgpool2d`: each ``dy`` is spread evenly over its window.
+def avgpool2d(x, kernel_size=2, stride=None):
+    """:func:`avgpool2d_forward` without the cache: ``y (N, C, H_out, W_out)``."""
+    return avgpool2d_forward(x, kernel_size, stride)[0]
 
-    Shapes: ``dy (N, C, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dx (N, C, H, W)``.
+
+def avgpool2d_backward(dy, cache):
+    """Gradient of :func:`avgpool2d_forward` from its cache: each ``dy`` is spread evenly
+    over its window. Overlapping windows add up.
+
+    Shapes: ``dy (N, C, H_out, W_out)`` -> ``dx (N, C, H, W)``.
     """
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
-    dx = np.zeros_like(x, dtype=dy.dtype)
+    KH, KW, sh, sw, H_out, W_out = _check_pool_cache(dy, cache, "avg")
+    dx = np.zeros_like(cache.x, dtype=dy.dtype)
     share = dy / np.asarray(KH * KW, dtype=dy.dtype)
-    for sl in _window_slices(KH, KW, sh, sw, H_out, W_out):
+    for sl in window_slices(KH, KW, sh, sw, H_out, W_out):
         dx[sl] += share
     return dx
 
 
 def avgpool2d_naive(x, kernel_size=2, stride=None):
     """Loop version of :func:`avgpool2d`."""
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
     for n in range(N):
@@ -580,7 +444,7 @@ def avgpool2d_naive(x, kernel_size=2, stride=None):
 
 def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """Loop version of :func:`avgpool2d_backward`."""
-    KH, KW, sh, sw, H_out, W_out = _check_pool_args(x, kernel_size, stride)
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):

@@ -7,14 +7,19 @@ The contract every layer follows::
     forward(x, train=True) -> y      # with train=True keeps what backward needs
     backward(dy, need_dx=True) -> dx # fills self.grads; dx is None when need_dx=False
 
-``backward`` never changes its inputs in place. The math lives in ``functional``.
+``backward`` never changes its inputs in place. The math lives in ``functional`` (and, for
+the convolution, in its fast version ``fast_conv``); the layers call the forward/backward
+pairs there and keep their cache. Sizes, strides and paddings must be integers: anything
+else (``2.7``, ``"2"``, ``True``, ``(1.5, 2)``) is refused with an error naming the argument.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import fast_conv
 from . import functional as F
+from .shapes import integer, pair
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Arctan", "Flatten"]
 
@@ -74,7 +79,8 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = integer(in_features, "in_features", minimum=1)
+        self.out_features = integer(out_features, "out_features", minimum=1)
         scale = np.sqrt(2.0 / self.in_features)
         self.params["w"] = (_rng(rng).standard_normal((self.in_features, self.out_features)) * scale).astype(dtype)
         self.params["b"] = np.zeros(self.out_features, dtype=dtype)
@@ -117,23 +123,23 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, rng=None,
                  dtype=np.float32):
         super().__init__()
-        KH, KW = F._pair(kernel_size, "kernel_size")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = (KH, KW), F._pair(stride, "stride"), F._pair(padding, "padding")
+        self.in_channels = integer(in_channels, "in_channels", minimum=1)
+        self.out_channels = integer(out_channels, "out_channels", minimum=1)
+        KH, KW = pair(kernel_size, "kernel_size", minimum=1)
+        self.kernel_size = (KH, KW)
+        self.stride, self.padding = pair(stride, "stride", minimum=1), pair(padding, "padding", minimum=0)
         fan_in = self.in_channels * KH * KW
         w = _rng(rng).standard_normal((self.out_channels, self.in_channels, KH, KW)) * np.sqrt(2.0 / fan_in)
         self.params["w"] = w.astype(dtype)
         self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
 
     def forward(self, x, train=True):
-        y, cols = F._conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
-        self._cache = (x.shape, cols) if train else None
+        y, cache = fast_conv.conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
+        self._cache = cache if train else None
         return y
 
     def backward(self, dy, need_dx=True):
-        x_shape, cols = self._saved()
-        dx, self.grads["w"], self.grads["b"] = F._conv2d_backward(
-            dy, cols, x_shape, self.params["w"], self.stride, self.padding, need_dx)
+        dx, self.grads["w"], self.grads["b"] = fast_conv.conv2d_backward(dy, self._saved(), need_dx)
         return dx
 
     def output_shape(self, input_shape):
@@ -154,8 +160,8 @@ class Conv2D(Layer):
 class _Pool(Layer):
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride = F._pair(self.kernel_size if stride is None else stride, "stride")
+        self.kernel_size = pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = pair(self.kernel_size if stride is None else stride, "stride", minimum=1)
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
@@ -174,13 +180,13 @@ class MaxPool2D(_Pool):
     """
 
     def forward(self, x, train=True):
-        y = F.maxpool2d(x, self.kernel_size, self.stride)
-        self._cache = (x, y) if train else None
+        y, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
+        self._cache = cache if train else None
         return y
 
     def backward(self, dy, need_dx=True):
-        x, y = self._saved()
-        return F._maxpool2d_backward(dy, x, y, self.kernel_size, self.stride) if need_dx else None
+        cache = self._saved()
+        return F.maxpool2d_backward(dy, cache) if need_dx else None
 
 
 class AvgPool2D(_Pool):
@@ -190,12 +196,13 @@ class AvgPool2D(_Pool):
     """
 
     def forward(self, x, train=True):
-        self._cache = x if train else None
-        return F.avgpool2d(x, self.kernel_size, self.stride)
+        y, cache = F.avgpool2d_forward(x, self.kernel_size, self.stride)
+        self._cache = cache if train else None
+        return y
 
     def backward(self, dy, need_dx=True):
-        x = self._saved()
-        return F.avgpool2d_backward(dy, x, self.kernel_size, self.stride) if need_dx else None
+        cache = self._saved()
+        return F.avgpool2d_backward(dy, cache) if need_dx else None
 
 
 class _Activation(Layer):

@@ -11,9 +11,15 @@ import numpy as np
 
 from . import functional as F
 from .atomic import atomic_write
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
 
-__all__ = ["Sequential", "seed_network"]
+__all__ = ["Sequential", "seed_network", "SEED_NETWORK_SPEC"]
+
+#: The layer kinds of :meth:`Sequential.from_spec`: the class, and whether the input size
+#: (channels or features) is inferred and put first (the layers with weights).
+_SPEC_KINDS = {"conv": (Conv2D, True), "dense": (Dense, True), "maxpool": (MaxPool2D, False),
+               "avgpool": (AvgPool2D, False), "relu": (ReLU, False), "sigmoid": (Sigmoid, False),
+               "arctan": (Arctan, False), "flatten": (Flatten, False)}
 
 _PREFIX = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "pool", "AvgPool2D": "pool", "ReLU": "relu",
            "Sigmoid": "sigmoid", "Arctan": "arctan", "Flatten": "flatten",
@@ -44,6 +50,59 @@ class Sequential:
             if name in self.layers or "." in name:
                 raise ValueError(f"layer name {name!r} is repeated or contains a dot")
             self.layers[name] = layer
+
+    @classmethod
+    def from_spec(cls, spec, input_shape=(1, 28, 28), seed=0, dtype=np.float32):
+        """A network from a short list of layer descriptions, He-initialised from ``seed``.
+
+        Each item is a name or a tuple ``(name, *arguments)``; the input size of every layer
+        (channels for ``conv``, features for ``dense``) follows from ``input_shape`` and the
+        layers before it::
+
+            Sequential.from_spec([("conv", 8, 5), "relu", ("conv", 8, 5), "relu", ("maxpool", 2),
+                                  "flatten", ("dense", 128), "relu", ("dense", 10)],
+                                 input_shape=(1, 28, 28), seed=0)
+
+        =========================================  =========================================
+        ``("conv", F, K[, stride[, padding]])``    ``Conv2D(C, F, K, stride, padding)``
+        ``("dense", M)``                           ``Dense(D, M)`` (after ``"flatten"``)
+        ``("maxpool", K[, stride])``               ``MaxPool2D(K, stride)``
+        ``("avgpool", K[, stride])``               ``AvgPool2D(K, stride)``
+        ``"relu"``, ``"sigmoid"``, ``"arctan"``    the activation
+        ``"flatten"``                              ``Flatten()``
+        =========================================  =========================================
+
+        A tuple may end with a dict of keyword arguments, e.g. ``("conv", 8, 3, {"padding": 1})``.
+        All layers draw their weights from one ``np.random.default_rng(seed)``, in order
+        (``seed`` may also be a Generator). ``input_shape`` has no batch axis.
+        """
+        rng = np.random.default_rng(seed)
+        shape, layers = tuple(input_shape), []
+        for k, item in enumerate(spec):
+            if isinstance(item, str):
+                name, args = item, ()
+            elif isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
+                name, args = item[0], tuple(item[1:])
+            else:
+                name, args = None, ()
+            if name not in _SPEC_KINDS:
+                raise ValueError(f"layer {k} of the spec, {item!r}, is not one of {sorted(_SPEC_KINDS)} "
+                                 "(a name, or a tuple starting with one)")
+            kwargs = args[-1] if args and isinstance(args[-1], dict) else {}
+            args = args[:-1] if kwargs else args
+            layer_cls, has_weights = _SPEC_KINDS[name]
+            if has_weights and len(shape) != (3 if name == "conv" else 1):
+                raise ValueError(f"layer {k} of the spec, {item!r}, needs inputs of "
+                                 + ("shape (C, H, W)" if name == "conv" else "one axis: put 'flatten' before it")
+                                 + f", got {shape}")
+            try:
+                layer = (layer_cls(shape[0], *args, **kwargs, rng=rng, dtype=dtype) if has_weights
+                         else layer_cls(*args, **kwargs))
+            except TypeError as e:
+                raise TypeError(f"layer {k} of the spec, {item!r}: {e}") from None
+            shape = layer.output_shape(shape)
+            layers.append(layer)
+        return cls(*layers)
 
     # ------------------------------------------------------------------ passes
     def forward(self, x, train=True):
@@ -213,8 +272,14 @@ def _check_npz_headers(path, own):
         raise ValueError("state does not match the model: " + "; ".join(bad))
 
 
+#: The seed report's network (its Figure 5), for :meth:`Sequential.from_spec`.
+SEED_NETWORK_SPEC = [("conv", 8, 5), "relu", ("conv", 8, 5), "relu", ("maxpool", 2, 2), "flatten",
+                     ("dense", 128), "relu", ("dense", 10)]
+
+
 def seed_network(seed=0, dtype=np.float32):
-    """The seed report's network for MNIST (its Figure 5), He-initialised from ``seed``.
+    """The seed report's network for MNIST (its Figure 5), He-initialised from ``seed``:
+    ``Sequential.from_spec(SEED_NETWORK_SPEC, (1, 28, 28), seed, dtype)``.
 
     conv 8@5x5 + ReLU -> conv 8@5x5 + ReLU -> max-pool 2x2 stride 2 -> flatten (800)
     -> dense 128 + ReLU -> dense 10 (logits; softmax is applied by the loss).
@@ -222,12 +287,4 @@ def seed_network(seed=0, dtype=np.float32):
     Shapes: x (N, 1, 28, 28) -> (N, 8, 24, 24) -> (N, 8, 20, 20) -> (N, 8, 10, 10)
     -> (N, 800) -> (N, 128) -> logits (N, 10).
     """
-    rng = np.random.default_rng(seed)
-    return Sequential(
-        Conv2D(1, 8, 5, rng=rng, dtype=dtype), ReLU(),
-        Conv2D(8, 8, 5, rng=rng, dtype=dtype), ReLU(),
-        MaxPool2D(2, 2),
-        Flatten(),
-        Dense(800, 128, rng=rng, dtype=dtype), ReLU(),
-        Dense(128, 10, rng=rng, dtype=dtype),
-    )
+    return Sequential.from_spec(SEED_NETWORK_SPEC, input_shape=(1, 28, 28), seed=seed, dtype=dtype)

@@ -1,5 +1,6 @@
-"""Tests of cnn_lib.functional: every fast op against its ``*_naive`` loop twin and against
-an independent reference (SciPy, numbers worked out by hand, numerical gradients), in float64."""
+"""Tests of cnn_lib.functional and cnn_lib.fast_conv: every vectorized op against its ``*_naive``
+loop twin and against an independent reference (SciPy, numbers worked out by hand, numerical
+gradients), in float64; the readable convolution (im2col) and the fast one against each other."""
 
 import math
 import warnings
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from cnn_lib import fast_conv
 from cnn_lib import functional as F
 from cnn_lib import losses
 from cnn_lib.gradcheck import check_function
@@ -25,6 +27,27 @@ STEP = 1e-5
 
 def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# --------------------------------------------------------------------------- the forward/backward pairs
+def conv2d_backward_fast(dy, x, w, stride=1, padding=0, need_dx=True):
+    """The fast pair (what the layers run): its forward for the cache, then its backward."""
+    _, cache = fast_conv.conv2d_forward(x, w, None, stride, padding)
+    return fast_conv.conv2d_backward(dy, cache, need_dx)
+
+
+def conv2d_backward_im2col(dy, x, w, stride=1, padding=0, need_dx=True):
+    """The readable pair of functional (im2col and one matrix product)."""
+    _, cache = F.conv2d_forward(x, w, None, stride, padding)
+    return F.conv2d_backward(dy, cache, need_dx)
+
+
+def maxpool2d_backward_from_x(dy, x, kernel_size=2, stride=None):
+    return F.maxpool2d_backward(dy, F.maxpool2d_forward(x, kernel_size, stride)[1])
+
+
+def avgpool2d_backward_from_x(dy, x, kernel_size=2, stride=None):
+    return F.avgpool2d_backward(dy, F.avgpool2d_forward(x, kernel_size, stride)[1])
 
 
 # --------------------------------------------------------------------------- references
@@ -120,9 +143,7 @@ def make_conv(case, seed=0, dtype=np.float64):
 def unroll(request, monkeypatch):
     """The fast convolution unrolls one kernel row at a time (``rows``) or, for inputs with
     few channels, whole windows (``windows``): run a test under each strategy."""
-    if not hasattr(F, "_FULL_UNROLL_BELOW"):
-        pytest.skip("cnn_lib.functional has a single unrolling strategy")
-    monkeypatch.setattr(F, "_FULL_UNROLL_BELOW", 0 if request.param == "rows" else 10**9)
+    monkeypatch.setattr(fast_conv, "FULL_UNROLL_BELOW", 0 if request.param == "rows" else 10**9)
     return request.param
 
 
@@ -138,6 +159,12 @@ def test_conv2d_matches_naive_and_scipy(case, unroll):
     assert y.dtype == np.float64
     assert_allclose(y, ref, **TOL)
     assert_allclose(F.conv2d_naive(x, w, b, stride, padding), ref, **TOL)
+    y_im2col, cache = F.conv2d_forward(x, w, b, stride, padding)
+    assert cache.kind == "im2col"
+    assert_allclose(y_im2col, ref, **TOL)
+    y_fast, cache = fast_conv.conv2d_forward(x, w, b, stride, padding)
+    assert cache.kind == "fast" and {c.kind for c in cache.chunks} == {unroll}
+    assert_array_equal(y_fast, y)                   # conv2d is the fast forward
 
 
 @pytest.mark.parametrize("case", ALL_CONV_CASES, ids=conv_id)
@@ -146,23 +173,31 @@ def test_conv2d_backward_matches_naive_and_scipy(case, unroll):
     rng = np.random.default_rng(1)
     dy = rng.standard_normal(F.conv2d(x, w, b, stride, padding).shape)
     ref = conv2d_backward_scipy(dy, x, w, stride, padding)
-    fast = F.conv2d_backward(dy, x, w, stride, padding)
+    fast = conv2d_backward_fast(dy, x, w, stride, padding)
     naive = F.conv2d_backward_naive(dy, x, w, stride, padding)
-    for name, got, slow, want in zip(("dx", "dw", "db"), fast, naive, ref):
+    readable = conv2d_backward_im2col(dy, x, w, stride, padding)
+    for name, got, slow, want, plain in zip(("dx", "dw", "db"), fast, naive, ref, readable):
         assert got.shape == want.shape, name
         assert_allclose(got, want, **TOL, err_msg=name)
         assert_allclose(slow, want, **TOL, err_msg=name)
+        assert plain.shape == want.shape, name
+        assert_allclose(plain, got, **TOL, err_msg=name)     # readable and fast agree
 
 
 @pytest.mark.parametrize("case", CONV_CASES[:6], ids=conv_id)
 def test_conv2d_backward_without_dx(case, unroll):
     x, w, b, stride, padding = make_conv(case)
     dy = np.random.default_rng(2).standard_normal(F.conv2d(x, w, b, stride, padding).shape)
-    dx, dw, db = F.conv2d_backward(dy, x, w, stride, padding)
-    none, dw2, db2 = F.conv2d_backward(dy, x, w, stride, padding, need_dx=False)
+    dx, dw, db = conv2d_backward_fast(dy, x, w, stride, padding)
+    none, dw2, db2 = conv2d_backward_fast(dy, x, w, stride, padding, need_dx=False)
     assert none is None
     assert_array_equal(dw2, dw)
     assert_array_equal(db2, db)
+    dx4, dw4, db4 = conv2d_backward_im2col(dy, x, w, stride, padding)
+    none, dw5, db5 = conv2d_backward_im2col(dy, x, w, stride, padding, need_dx=False)
+    assert none is None
+    assert_array_equal(dw5, dw4)
+    assert_array_equal(db5, db4)
     none, dw3, db3 = F.conv2d_backward_naive(dy, x, w, stride, padding, need_dx=False)
     assert none is None
     assert_allclose(dw3, dw, **TOL)
@@ -176,7 +211,7 @@ def test_conv2d_large_batch_matches_naive(N, unroll):
     y = F.conv2d(x, w, b, stride, padding)
     assert_allclose(y, F.conv2d_naive(x, w, b, stride, padding), **TOL)
     dy = np.random.default_rng(13).standard_normal(y.shape)
-    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dy, x, w, stride, padding),
+    for name, got, want in zip(("dx", "dw", "db"), conv2d_backward_fast(dy, x, w, stride, padding),
                                F.conv2d_backward_naive(dy, x, w, stride, padding)):
         assert got.shape == want.shape, name
         assert_allclose(got, want, **TOL, err_msg=name)
@@ -188,15 +223,13 @@ def test_conv2d_large_batch_matches_naive(N, unroll):
 def test_chunks_grow_for_small_outputs_but_always_split_the_batch():
     """The batch is cut by shapes alone: 16 images for 24x24 outputs, powers of two more for
     smaller ones, never more than half the batch; every image in exactly one chunk."""
-    if not hasattr(F, "_chunks"):
-        pytest.skip("cnn_lib.functional has no _chunks")
-    sizes = lambda N, P: [s.stop - s.start for s in F._chunks(N, P)]   # noqa: E731
+    sizes = lambda N, P: [s.stop - s.start for s in fast_conv.chunks(N, P)]   # noqa: E731
     assert sizes(32, 20 * 20) == [16, 16]          # the seed network's second convolution
     assert sizes(128, 8 * 8) == [64, 64]           # 9 times fewer positions: 4 times larger, capped at N/2
     assert sizes(256, 8 * 8) == [128, 128]
     assert sizes(70, 8 * 8) == [32, 32, 6]
     for N, P in [(1, 1), (17, 30), (33, 400), (300, 4), (64, 576)]:
-        cut = F._chunks(N, P)
+        cut = fast_conv.chunks(N, P)
         assert [i for sl in cut for i in range(sl.start, sl.stop)] == list(range(N))
         assert max(sizes(N, P)) in (16, 32, 64, 128, 256) or len(cut) == 1
         assert len(cut) >= 2 or N <= 16
@@ -208,14 +241,12 @@ def test_conv2d_with_large_chunks_matches_naive(unroll):
     y = F.conv2d(x, w, b, stride, padding)
     assert_allclose(y, F.conv2d_naive(x, w, b, stride, padding), **TOL)
     dy = np.random.default_rng(17).standard_normal(y.shape)
-    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dy, x, w, stride, padding),
+    for name, got, want in zip(("dx", "dw", "db"), conv2d_backward_fast(dy, x, w, stride, padding),
                                F.conv2d_backward_naive(dy, x, w, stride, padding)):
         assert_allclose(got, want, **TOL, err_msg=name)
 
 
 def test_conv2d_does_not_depend_on_the_number_of_threads(unroll):
-    if not hasattr(F, "set_num_threads"):
-        pytest.skip("cnn_lib.functional has no set_num_threads")
     x, w, b, stride, padding = make_conv((40, 2, 3, 7, 6, 3, 3, 1, 1), seed=14)
     dy = np.random.default_rng(15).standard_normal(F.conv2d(x, w, b, stride, padding).shape)
     before = F.get_num_threads()
@@ -224,7 +255,7 @@ def test_conv2d_does_not_depend_on_the_number_of_threads(unroll):
         for n in (1, 2, 3):
             F.set_num_threads(n)
             assert F.get_num_threads() == n
-            results.append((F.conv2d(x, w, b, stride, padding),) + F.conv2d_backward(dy, x, w, stride, padding))
+            results.append((F.conv2d(x, w, b, stride, padding),) + conv2d_backward_fast(dy, x, w, stride, padding))
     finally:
         F.set_num_threads(before)
     for other in results[1:]:
@@ -248,10 +279,14 @@ def test_conv2d_by_hand():
     # backward with dy = 1 everywhere: dw[u, v] = sum of the inputs it multiplied,
     # dx[i, j] = sum of the weights that touched x[i, j], db = number of outputs
     dy = np.ones((1, 1, 2, 2))
-    dx, dw, db = F.conv2d_backward(dy, x, w)
-    assert_array_equal(dw, np.array([[12.0, 16], [24, 28]]).reshape(1, 1, 2, 2))
-    assert_array_equal(db, [4.0])
-    assert_array_equal(dx, np.array([[1.0, 3, 2], [4, 10, 6], [3, 7, 4]]).reshape(1, 1, 3, 3))
+    for backward in (conv2d_backward_fast, conv2d_backward_im2col, F.conv2d_backward_naive):
+        dx, dw, db = backward(dy, x, w)
+        assert_array_equal(dw, np.array([[12.0, 16], [24, 28]]).reshape(1, 1, 2, 2))
+        assert_array_equal(db, [4.0])
+        assert_array_equal(dx, np.array([[1.0, 3, 2], [4, 10, 6], [3, 7, 4]]).reshape(1, 1, 3, 3))
+    assert_array_equal(F.conv2d_forward(x, w, b)[0], expected)
+    # im2col by hand: column (i, j) is the window of output (i, j), rows in the order (u, v)
+    assert_array_equal(F.im2col(x, 2)[0], [[1.0, 2, 4, 5], [2, 3, 5, 6], [4, 5, 7, 8], [5, 6, 8, 9]])
 
 
 def test_conv2d_stride_and_padding_by_hand():
@@ -310,7 +345,7 @@ def test_conv2d_rejects_bad_shapes():
     x = rng.standard_normal((2, 3, 6, 6))
     w = rng.standard_normal((4, 3, 3, 3))
     b = np.zeros(4)
-    for fn in (F.conv2d, F.conv2d_naive):
+    for fn in (F.conv2d, F.conv2d_naive, F.conv2d_forward, fast_conv.conv2d_forward):
         with pytest.raises(ValueError, match="channels"):
             fn(x[:, :2], w, b)
         with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
@@ -326,7 +361,9 @@ def test_conv2d_rejects_bad_shapes():
         with pytest.raises(ValueError, match="stride"):
             fn(x, w, b, stride=(1, 2, 3))
     with pytest.raises(ValueError, match="channels"):
-        F.conv2d_backward(np.zeros((2, 4, 4, 4)), x[:, :2], w)
+        conv2d_backward_fast(np.zeros((2, 4, 4, 4)), x[:, :2], w)
+    with pytest.raises(ValueError, match="channels"):
+        conv2d_backward_im2col(np.zeros((2, 4, 4, 4)), x[:, :2], w)
 
 
 def test_pool_and_dense_reject_bad_shapes():
@@ -373,8 +410,8 @@ POOL_CASES = [
     (2, 1, 7, 4, 2, 1),
 ]
 POOLS = {
-    "max": (F.maxpool2d, F.maxpool2d_backward, F.maxpool2d_naive, F.maxpool2d_backward_naive),
-    "avg": (F.avgpool2d, F.avgpool2d_backward, F.avgpool2d_naive, F.avgpool2d_backward_naive),
+    "max": (F.maxpool2d, maxpool2d_backward_from_x, F.maxpool2d_naive, F.maxpool2d_backward_naive),
+    "avg": (F.avgpool2d, avgpool2d_backward_from_x, F.avgpool2d_naive, F.avgpool2d_backward_naive),
 }
 
 
@@ -419,8 +456,8 @@ def test_pool_against_independent_reference(case):
         u, v = divmod(arg[n, c, i, j], KW)
         dx_max[n, c, i * sh + u, j * sw + v] += dy[n, c, i, j]
         dx_avg[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW] += dy[n, c, i, j] / (KH * KW)
-    assert_allclose(F.maxpool2d_backward(dy, x, k, s), dx_max, **TOL)
-    assert_allclose(F.avgpool2d_backward(dy, x, k, s), dx_avg, **TOL)
+    assert_allclose(maxpool2d_backward_from_x(dy, x, k, s), dx_max, **TOL)
+    assert_allclose(avgpool2d_backward_from_x(dy, x, k, s), dx_avg, **TOL)
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=pool_id)
@@ -430,7 +467,7 @@ def test_maxpool_ties_match_naive(case):
     x = np.random.default_rng(5).integers(0, 3, (N, C, H, W)).astype(np.float64)
     dy = np.random.default_rng(6).standard_normal(F.maxpool2d(x, k, s).shape)
     assert_array_equal(F.maxpool2d(x, k, s), F.maxpool2d_naive(x, k, s))
-    assert_allclose(F.maxpool2d_backward(dy, x, k, s), F.maxpool2d_backward_naive(dy, x, k, s), **TOL)
+    assert_allclose(maxpool2d_backward_from_x(dy, x, k, s), F.maxpool2d_backward_naive(dy, x, k, s), **TOL)
 
 
 def test_maxpool_tie_goes_to_first_element_by_hand():
@@ -440,11 +477,11 @@ def test_maxpool_tie_goes_to_first_element_by_hand():
     expected = np.array([[3.0, 0, 0, 7],
                          [0, 0, 0, 0]]).reshape(1, 1, 2, 4)
     assert_array_equal(F.maxpool2d(x, 2, 2), [[[[5.0, 2]]]])
-    assert_array_equal(F.maxpool2d_backward(dy, x, 2, 2), expected)
+    assert_array_equal(maxpool2d_backward_from_x(dy, x, 2, 2), expected)
     assert_array_equal(F.maxpool2d_backward_naive(dy, x, 2, 2), expected)
     # a constant image with overlapping windows: each window sends to its top-left element
     ones = np.ones((1, 1, 3, 3))
-    dx = F.maxpool2d_backward(np.ones((1, 1, 2, 2)), ones, 2, 1)
+    dx = maxpool2d_backward_from_x(np.ones((1, 1, 2, 2)), ones, 2, 1)
     assert_array_equal(dx[0, 0], [[1.0, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
@@ -456,10 +493,10 @@ def test_pool_with_remainder_by_hand():
     dy = np.ones((1, 1, 2, 2))
     dx_max = np.zeros((5, 5))
     dx_max[[1, 1, 3, 3], [1, 3, 1, 3]] = 1
-    assert_array_equal(F.maxpool2d_backward(dy, x, 2, 2)[0, 0], dx_max)
+    assert_array_equal(maxpool2d_backward_from_x(dy, x, 2, 2)[0, 0], dx_max)
     dx_avg = np.zeros((5, 5))
     dx_avg[:4, :4] = 0.25                        # the last row and column were never pooled
-    assert_array_equal(F.avgpool2d_backward(dy, x, 2, 2)[0, 0], dx_avg)
+    assert_array_equal(avgpool2d_backward_from_x(dy, x, 2, 2)[0, 0], dx_avg)
 
 
 # --------------------------------------------------------------------------- dense
@@ -612,9 +649,14 @@ def test_conv2d_gradcheck(case):
     x, w, b, stride, padding = make_conv(case, seed=7)
     errors = check_function(
         lambda x, w, b: F.conv2d(x, w, b, stride, padding),
-        lambda dy, x, w, b: F.conv2d_backward(dy, x, w, stride, padding),
+        lambda dy, x, w, b: conv2d_backward_fast(dy, x, w, stride, padding),
         x, w, b, rng=0, h=STEP)
     assert len(errors) == 3
+    assert max(errors) < GRAD_TOL, errors
+    errors = check_function(
+        lambda x, w, b: F.conv2d_forward(x, w, b, stride, padding)[0],
+        lambda dy, x, w, b: conv2d_backward_im2col(dy, x, w, stride, padding),
+        x, w, b, rng=0, h=STEP)
     assert max(errors) < GRAD_TOL, errors
 
 

@@ -74,6 +74,24 @@ def test_build_mlp_structure_dtype_and_seed():
         mlp.build_mlp("6-5-3", activation="tanh")
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", None])
+def test_build_mlp_draws_the_same_weights_as_layers_built_by_hand(activation):
+    """build_mlp goes through Sequential.from_spec: the same Dense layers drawing from one
+    Generator in order, as when it built them itself."""
+    act = {"relu": ReLU, "sigmoid": Sigmoid, None: None}[activation]
+    rng = np.random.default_rng(4)
+    layers = [Flatten()]
+    for l, (d, m) in enumerate([(6, 5), (5, 4), (4, 3)]):
+        layers.append(Dense(d, m, rng=rng, dtype=np.float64))
+        if act is not None and l < 2:
+            layers.append(act())
+    by_hand = Sequential(*layers)
+    built = mlp.build_mlp("6-5-4-3", activation=activation, rng=4, dtype=np.float64, flatten=True)
+    assert repr(built) == repr(by_hand)
+    for k, p in built.params().items():
+        np.testing.assert_array_equal(p, by_hand.params()[k], err_msg=k)
+
+
 def test_collapse_linear_equals_the_stack():
     model = mlp.build_mlp("7-6-5-4", activation=None, rng=3, dtype=np.float64)
     for p in model.params().values():        # non-zero biases too

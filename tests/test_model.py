@@ -35,6 +35,63 @@ def test_seed_network_summary_shapes_and_parameter_count():
     assert sum(p.size for p in model.params().values()) == 105_634
 
 
+def _old_seed_network(seed, dtype=np.float32):
+    """seed_network as it was built before from_spec: the layers by hand, one Generator."""
+    rng = np.random.default_rng(seed)
+    return Sequential(Conv2D(1, 8, 5, rng=rng, dtype=dtype), ReLU(), Conv2D(8, 8, 5, rng=rng, dtype=dtype), ReLU(),
+                      MaxPool2D(2, 2), Flatten(), Dense(800, 128, rng=rng, dtype=dtype), ReLU(),
+                      Dense(128, 10, rng=rng, dtype=dtype))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_seed_network_is_built_by_from_spec_with_the_same_draws(seed):
+    """Same random draws in the same order as the hand-built network: trained weights of a
+    given configuration do not change."""
+    for dtype in (np.float32, np.float64):
+        new, old = seed_network(seed, dtype=dtype), _old_seed_network(seed, dtype)
+        assert repr(new) == repr(old)
+        assert list(new.params()) == list(old.params())
+        for k, p in new.params().items():
+            assert p.dtype == dtype
+            assert_array_equal(p, old.params()[k], err_msg=k)
+
+
+def test_from_spec_infers_input_sizes_and_accepts_keywords():
+    model = Sequential.from_spec([("conv", 4, 3, {"padding": 1}), "relu", ("conv", 6, 3, 2), "sigmoid",
+                                  ("avgpool", 2, 1), "flatten", ("dense", 5), "arctan", ("dense", 3)],
+                                 input_shape=(2, 9, 9), seed=3, dtype=np.float64)
+    rows = model.summary((2, 9, 9))
+    assert [r[0] for r in rows] == ["conv1", "relu1", "conv2", "sigmoid1", "pool1", "flatten1", "dense1",
+                                    "arctan1", "dense2"]
+    assert [r[2] for r in rows] == [(4, 9, 9), (4, 9, 9), (6, 4, 4), (6, 4, 4), (6, 3, 3), (54,), (5,), (5,), (3,)]
+    conv2 = model.layers["conv2"]
+    assert (conv2.in_channels, conv2.stride, conv2.padding) == (4, (2, 2), (0, 0))
+    assert model.layers["conv1"].padding == (1, 1)
+    assert model.layers["dense1"].in_features == 54
+    assert model.forward(np.zeros((2, 2, 9, 9))).shape == (2, 3)
+    # a Generator is used as is; the same seed gives the same weights
+    again = Sequential.from_spec([("conv", 4, 3, {"padding": 1}), "relu", ("conv", 6, 3, 2), "sigmoid",
+                                  ("avgpool", 2, 1), "flatten", ("dense", 5), "arctan", ("dense", 3)],
+                                 input_shape=(2, 9, 9), seed=np.random.default_rng(3), dtype=np.float64)
+    for k, p in model.params().items():
+        assert_array_equal(p, again.params()[k])
+
+
+@pytest.mark.parametrize("spec, error, word", [
+    ([("dense", 10)], ValueError, "put 'flatten' before it"),
+    (["flatten", ("conv", 8, 5)], ValueError, r"shape \(C, H, W\)"),
+    ([("conv", 8, 29)], ValueError, "does not fit"),
+    (["tanh"], ValueError, "is not one of"),
+    ([("pool", 2)], ValueError, "is not one of"),
+    ([42], ValueError, "is not one of"),
+    ([("conv", 8)], TypeError, r"layer 0 of the spec, \('conv', 8\)"),
+    ([("maxpool", 2.5)], TypeError, "kernel_size must be an integer"),
+])
+def test_from_spec_rejects_bad_specs(spec, error, word):
+    with pytest.raises(error, match=word):
+        Sequential.from_spec(spec, input_shape=(1, 28, 28))
+
+
 def test_seed_network_names_shapes_and_dtype():
     model = seed_network(0)
     params = model.params()

@@ -1,6 +1,7 @@
 """cnn_lib.teaching.zoo: architectures, augmentation, and the cache of trained networks."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,39 @@ def test_seed_architecture_is_seed_network():
     assert _same_weights(zoo.build("seed", 3), seed_network(3))
     assert zoo.build("mlp").num_params() == 101_770
     assert zoo.build("seed").num_params() == 105_634
+
+
+def _old_build(arch, seed, dtype=np.float32, input_shape=(1, 28, 28)):
+    """zoo.build as it was before Sequential.from_spec: the layers constructed by hand, in
+    order, all drawing from one Generator."""
+    from cnn_lib import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+
+    rng, layers, shape = np.random.default_rng(seed), [], tuple(input_shape)
+    for t in zoo.parse_architecture(arch):
+        m = re.match(r"^(?:conv(?P<F>\d+)k(?P<K>\d+)(?:p(?P<P>\d+))?|pool(?P<pool>\d+)|dense(?P<M>\d+)|relu|flatten)$", t)
+        if m["F"]:
+            layer = Conv2D(shape[0], int(m["F"]), int(m["K"]), padding=int(m["P"] or 0), rng=rng, dtype=dtype)
+        elif m["pool"]:
+            layer = MaxPool2D(int(m["pool"]), int(m["pool"]))
+        elif m["M"]:
+            layer = Dense(shape[0], int(m["M"]), rng=rng, dtype=dtype)
+        else:
+            layer = ReLU() if t == "relu" else Flatten()
+        shape = layer.output_shape(shape)
+        layers.append(layer)
+    return Sequential(*layers)
+
+
+@pytest.mark.parametrize("arch", ["seed", "mlp", "conv4k3p1-relu-pool2-flatten-dense10",
+                                  "conv8k5-relu-conv8k5-relu-pool2-conv16k3-relu-flatten-dense128-relu-dense10"])
+def test_build_draws_the_same_initial_weights_as_before(arch):
+    """zoo.build now goes through Sequential.from_spec: same layers, same random draws in the
+    same order, so a cached configuration trains to the same weights."""
+    for seed in (0, 5):
+        new, old = zoo.build(arch, seed), _old_build(arch, seed)
+        assert repr(new) == repr(old)
+        assert _same_weights(new, old)
+    assert _same_weights(zoo.build(arch, 2, dtype=np.float64), _old_build(arch, 2, np.float64))
 
 
 def test_architecture_strings():

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
+from ..shapes import pair
 
 __all__ = [
     "KERNELS", "edge_kernel", "feature_map_naive", "correlate2d_naive", "convolve2d_naive",
@@ -242,7 +243,7 @@ def dilate(a, factor):
     upstream gradient ``dy`` dilated by the stride) and for dilated kernels (a kernel
     dilated by ``d`` covers ``d (k - 1) + 1`` pixels with ``k`` weights).
     """
-    fh, fw = F._pair(factor, "factor")
+    fh, fw = pair(factor, "factor")
     if fh < 1 or fw < 1:
         raise ValueError(f"dilation factor must be at least 1, got {factor!r}")
     a = np.asarray(a)
@@ -265,8 +266,8 @@ def conv2d_grad_weight_naive(dy, x, kernel_size, stride=1, padding=0):
 
     Shapes: ``dy (N, F, H_out, W_out)``, ``x (N, C, H, W)`` -> ``dw (F, C, KH, KW)``.
     """
-    (KH, KW), (sh, sw), (ph, pw) = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
-                                   F._pair(padding, "padding"))
+    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
+                                   pair(padding, "padding"))
     N, C = x.shape[:2]
     Fn, H_out, W_out = dy.shape[1:]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -295,7 +296,7 @@ def conv2d_grad_input_naive(dy, w, x_shape, stride=1, padding=0):
     Shapes: ``dy (N, F, H_out, W_out)``, ``w (F, C, KH, KW)``, ``x_shape = (N, C, H, W)``
     -> ``dx (N, C, H, W)``.
     """
-    (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     N, C, H, W = x_shape
     Fn, _, KH, KW = w.shape
     g = dilate(dy, (sh, sw))                                  # (N, F, (H_out-1)*sh+1, (W_out-1)*sw+1)
@@ -325,8 +326,8 @@ def conv2d_grad_weight(dy, x, kernel_size, stride=1, padding=0):
     "kernels" ``(F, N, ., .)``; the result ``(C, F, ., .)`` is cut to the kernel size (rows
     of the input that no window reached give extra entries) and transposed to ``(F, C, KH, KW)``.
     """
-    (KH, KW), (sh, sw), (ph, pw) = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
-                                   F._pair(padding, "padding"))
+    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
+                                   pair(padding, "padding"))
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))                  # (N, C, Hp, Wp)
     g = dilate(dy, (sh, sw))                                              # (N, F, Gh, Gw)
     corr = F.conv2d(xp.transpose(1, 0, 2, 3), g.transpose(1, 0, 2, 3), None)  # (C, F, Hp-Gh+1, Wp-Gw+1)
@@ -341,7 +342,7 @@ def conv2d_grad_input(dy, w, x_shape, stride=1, padding=0):
 
     Shapes: ``dy (N, F, H_out, W_out)``, ``w (F, C, KH, KW)`` -> ``dx (N, C, H, W)``.
     """
-    (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     N, C, H, W = x_shape
     Fn, _, KH, KW = w.shape
     g = dilate(dy, (sh, sw))                                              # (N, F, Gh, Gw)
@@ -364,8 +365,8 @@ def im2col(x, kernel_size, stride=1, padding=0):
     Shapes: ``x (N, C, H, W)`` -> ``cols (N, C*KH*KW, H_out*W_out)``. It holds every input
     pixel up to ``KH*KW`` times: the memory that buys the speed.
     """
-    (KH, KW), (sh, sw), (ph, pw) = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
-                                   F._pair(padding, "padding"))
+    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
+                                   pair(padding, "padding"))
     N, C, H, W = x.shape
     H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))                  # (N, C, Hp, Wp)
@@ -382,7 +383,7 @@ def conv2d_im2col(x, w, b, stride=1, padding=0):
     """
     N, C, H, W = x.shape
     Fn, _, KH, KW = w.shape
-    (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
     cols = im2col(x, (KH, KW), stride, padding)                           # (N, C*KH*KW, H_out*W_out)
     y = w.reshape(Fn, C * KH * KW) @ cols                                  # (N, F, H_out*W_out)
@@ -401,7 +402,7 @@ def conv_as_matrix(K, H, W, stride=1, padding=0):
     Shapes: ``K (KH, KW)`` -> ``A (H_out*W_out, H*W)``.
     """
     K = _as_2d(K, "K")
-    (sh, sw), (ph, pw) = F._pair(stride, "stride"), F._pair(padding, "padding")
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     KH, KW = K.shape
     H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
     A = np.zeros((H_out * W_out, H * W), dtype=np.result_type(K, np.float32))
@@ -426,8 +427,8 @@ def conv_macs(in_shape, out_channels, kernel_size, stride=1, padding=0, dilation
     :func:`cnn_lib.functional.conv_output_size`) for an impossible combination.
     """
     C, H, W = (int(v) for v in in_shape)
-    (KH, KW), (sh, sw), (ph, pw) = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
-                                   F._pair(padding, "padding"))
+    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
+                                   pair(padding, "padding"))
     d = int(dilation)
     H_out = F.conv_output_size(H, KH, sh, ph, d)
     W_out = F.conv_output_size(W, KW, sw, pw, d)
@@ -463,7 +464,7 @@ def resize_image(image, size):
     Shape ``(H, W)`` -> ``(rows, cols)``.
     """
     image = _as_2d(image, "image").astype(np.float64)
-    rows, cols = F._pair(size, "size")
+    rows, cols = pair(size, "size")
     if rows < 1 or cols < 1:
         raise ValueError(f"size must be at least 1, got {size!r}")
     A, B = _area_weights(image.shape[0], rows), _area_weights(image.shape[1], cols)

@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from .. import functional as F
-from ..layers import Arctan, Dense, Flatten, ReLU, Sigmoid
+from ..layers import Arctan, Dense, ReLU, Sigmoid
 from ..model import Sequential
 
 __all__ = [
@@ -93,16 +93,15 @@ def build_mlp(sizes, activation="relu", *, rng=None, dtype=np.float32, flatten=F
     if activation in (None, "linear"):
         act = None
     elif activation in ACTIVATIONS:
-        act = ACTIVATIONS[activation]
+        act = activation
     else:
         raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)} or None")
-    rng = np.random.default_rng(rng)
-    layers = [Flatten()] if flatten else []
-    for l, (d, m) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Dense(d, m, rng=rng, dtype=dtype))
+    spec = ["flatten"] if flatten else []
+    for l, m in enumerate(sizes[1:]):
+        spec.append(("dense", m))
         if act is not None and l < len(sizes) - 2:
-            layers.append(act())
-    return Sequential(*layers)
+            spec.append(act)
+    return Sequential.from_spec(spec, input_shape=(sizes[0],), seed=rng, dtype=dtype)
 
 
 def collapse_linear(layers):

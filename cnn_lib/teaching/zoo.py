@@ -76,28 +76,20 @@ def build(arch="seed", seed=0, dtype=np.float32, input_shape=_INPUT_SHAPE):
     All layers draw from one Generator in order, so ``build("seed", s)`` has the same
     initial weights as :func:`cnn_lib.seed_network` ``(s)``.
     """
-    from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from ..model import Sequential
 
-    rng = np.random.default_rng(seed)
-    layers, shape = [], tuple(input_shape)
+    spec = []
     for t in parse_architecture(arch):
         m = _TOKEN.match(t)
         if m["F"]:
-            layer = Conv2D(shape[0], int(m["F"]), int(m["K"]), padding=int(m["P"] or 0), rng=rng, dtype=dtype)
+            spec.append(("conv", int(m["F"]), int(m["K"]), {"padding": int(m["P"] or 0)}))
         elif m["pool"]:
-            layer = MaxPool2D(int(m["pool"]), int(m["pool"]))
+            spec.append(("maxpool", int(m["pool"]), int(m["pool"])))
         elif m["M"]:
-            if len(shape) != 1:
-                raise ValueError(f"dense layer {t!r} needs a flat input: put 'flatten' before it")
-            layer = Dense(shape[0], int(m["M"]), rng=rng, dtype=dtype)
-        elif t == "relu":
-            layer = ReLU()
+            spec.append(("dense", int(m["M"])))
         else:
-            layer = Flatten()
-        shape = layer.output_shape(shape)
-        layers.append(layer)
-    return Sequential(*layers)
+            spec.append(t)                                   # "relu" or "flatten"
+    return Sequential.from_spec(spec, input_shape=input_shape, seed=seed, dtype=dtype)
 
 
 def random_shifts(max_shift=2, fill=None):

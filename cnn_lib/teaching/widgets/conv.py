@@ -36,6 +36,7 @@ import numpy as np
 from .. import conv_teaching as T
 from ... import functional as F
 from .common import Message, finite_array, finite_number, show_result, whole_number
+from ...shapes import pair
 
 __all__ = [
     "OKABE_ITO", "draw_grid", "show_result", "param_counts", "param_count_figure", "connection_matrix_figure",
@@ -411,8 +412,8 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
             return err
     pairs = []
     for value, name, lo in ((stride, "The stride", 1), (padding, "The padding", 0)):
-        pair = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, value)
-        for v in pair:
+        both = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, value)
+        for v in both:
             v, err = _int(v, name, lo, SCAN_MAX_SIDE)
             if err:
                 return err
@@ -1341,7 +1342,8 @@ def maxpool_routing_figure(x, window=2, stride=2, dy=None):
             return err
         if dy.shape != (ho, wo):
             return Message(f"dy must have the pooled shape {(ho, wo)}, got {dy.shape}.")
-    dx = F.maxpool2d_backward(dy[None, None], x[None, None], window, stride)[0, 0]
+    _, cache = F.maxpool2d_forward(x[None, None], window, stride)
+    dx = F.maxpool2d_backward(dy[None, None], cache)[0, 0]
     fig, axes = _figure(1, 3, figsize=(12, 4.0), width_ratios=[x.shape[1], max(wo, 2), x.shape[1]])
     draw_grid(axes[0, 0], x, cmap="Greys", vmin=min(0, x.min()), vmax=max(1, x.max()) * 1.6,
               title="input x (winners outlined)")

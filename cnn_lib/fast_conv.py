@@ -1,0 +1,324 @@
+"""How the convolution is made fast: the code that trains the book's networks.
+
+:func:`cnn_lib.functional.conv2d_forward` is the convolution of part II in its plainest
+vectorized form: unroll every window of the input into a column (:func:`~cnn_lib.functional.im2col`),
+then one matrix product with the filters. It is correct and already hundreds of times faster
+than the loops, but for a batch of MNIST images it is far from what the machine can do. This
+module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
+:func:`cnn_lib.functional.conv2d` run. Four ideas make the difference:
+
+1. **Unroll one kernel row at a time.** im2col copies the input ``KH * KW`` times (25 times for
+   a 5x5 kernel), and that copy, not the arithmetic, takes most of the time. Here the input is
+   unrolled along the kernel *width* only (5 times): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
+   For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` are a ``(C*KW, H_out*W_out)``
+   matrix per image (a view, no copy, when ``sh == 1``), and ``KH`` matrix products add up the
+   rows' contributions. When ``C*KW`` is small (the first layer: 1 channel, 5 columns) those
+   products would be too shallow to be fast, and the whole window is unrolled instead, as in
+   im2col (cheap with one channel). Each chunk's cache says which one it kept (``kind`` is
+   ``"rows"`` or ``"windows"``).
+2. **Keep the unrolled input for backward.** ``dw`` is one product of ``dy`` with the same
+   columns, so the backward pass never unrolls the input again; ``dx`` is the *full convolution*
+   of ``dy`` with the flipped kernel, computed by the same forward code.
+3. **Chunks that fit in the cache.** A batch is cut into chunks of 16 images (more when the maps
+   are small, see :func:`chunks`): the unrolled chunk stays in the processor's cache instead of
+   making 40-60 MB temporaries. Chunks depend only on the shapes, never on the number of
+   threads, so the results are bit-for-bit the same with 1, 2 or more threads.
+4. **Threads, and BLAS told to stay out of the way.** NumPy's matrix products and copies release
+   the GIL, so plain Python threads run the chunks in parallel (:func:`parallel_map`,
+   :func:`set_num_threads`). While they run, each thread asks OpenBLAS (NumPy's BLAS in the
+   Linux and Windows wheels) to do its products on a single thread: otherwise every small
+   product wakes OpenBLAS's own threads and the cores are oversubscribed.
+
+The pair :func:`conv2d_forward` / :func:`conv2d_backward` has the same signatures as
+:func:`cnn_lib.functional.conv2d_forward` / :func:`cnn_lib.functional.conv2d_backward`; the tests
+compare the two with each other and with the loops of :func:`cnn_lib.functional.conv2d_naive`.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .shapes import check_conv2d, conv_output_size, pair
+
+__all__ = [
+    "FastConvCache", "ChunkCache", "conv2d_forward", "conv2d_backward",
+    "conv2d_forward_chunk", "conv2d_backward_chunk", "chunks", "parallel_map",
+    "set_num_threads", "get_num_threads", "CHUNK", "CHUNK_POSITIONS", "FULL_UNROLL_BELOW",
+]
+
+
+class ChunkCache(NamedTuple):
+    """What :func:`conv2d_backward_chunk` needs from the forward pass of one chunk.
+
+    ``kind`` says how the input was unrolled: ``"windows"`` (whole windows, im2col:
+    ``cols (N, C, KH, KW, H_out, W_out)``) or ``"rows"`` (along the kernel width only:
+    ``cols (N, C, KW, Hp, W_out)``)."""
+    kind: str
+    cols: np.ndarray
+
+
+class FastConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`: one
+    :class:`ChunkCache` per chunk of the batch, and the arguments of the forward pass.
+    ``kind`` is always ``"fast"`` (the readable version's cache says ``"im2col"``)."""
+    kind: str
+    x_shape: tuple
+    w: np.ndarray
+    stride: tuple
+    padding: tuple
+    chunks: list
+
+
+def _pad(x, ph, pw):
+    """Zero-pad the two spatial axes of ``x (N, C, H, W)``."""
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+# --------------------------------------------------------------------------- threads
+# The fast convolution cuts a batch into chunks of at most CHUNK images (so that the
+# unrolled input stays in cache) and, like PyTorch, spreads the chunks over the cores.
+# NumPy's matrix products and copies release the GIL, so plain threads run them in
+# parallel: the calling thread takes every T-th chunk and T - 1 pool workers the others.
+# Chunks are cut the same way whatever the number of threads, so results do not depend on it.
+#
+# While they run, each of those threads asks OpenBLAS (NumPy's BLAS in the Linux and
+# Windows wheels) to do its matrix products on one thread: otherwise every small product
+# wakes OpenBLAS's own threads, the cores are oversubscribed and a training step is ~30%
+# slower. The setting is thread-local and the calling thread's is restored afterwards, so
+# the rest of the program is not affected. With another BLAS this step is skipped.
+CHUNK = 16
+CHUNK_POSITIONS = 24 * 24
+FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
+_num_threads = max(1, min(2, os.cpu_count() or 1))
+_pool = None
+
+
+def _openblas_set_local_threads():
+    """``openblas_set_num_threads_local`` of the OpenBLAS NumPy has loaded, or ``None``
+    (another BLAS, or an OpenBLAS older than 0.3.27)."""
+    import ctypes
+    import glob
+
+    candidates = []
+    try:
+        with open("/proc/self/maps") as maps:             # Linux: the libraries loaded
+            candidates += [line.split()[-1] for line in maps if "openblas" in line.lower()]
+    except OSError:
+        pass
+    root = os.path.dirname(np.__file__)
+    for pattern in (root + ".libs/*openblas*", os.path.join(root, ".dylibs", "*openblas*")):
+        candidates += glob.glob(pattern)
+    for path in dict.fromkeys(candidates):
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        return fn
+    return None
+
+
+_blas_local = None
+
+
+def _init_worker():
+    if _blas_local:
+        _blas_local(1)
+
+
+def set_num_threads(n):
+    """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores)."""
+    global _num_threads, _pool
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    if _pool is not None and n != _num_threads:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+
+
+def get_num_threads():
+    """See :func:`set_num_threads`."""
+    return _num_threads
+
+
+def parallel_map(fn, items):
+    """``[fn(item) for item in items]``, the items dealt out round-robin to the calling
+    thread and the pool's workers when there is more than one item and more than one thread."""
+    global _pool, _blas_local
+    T = min(_num_threads, len(items))
+    if T == 1:
+        return [fn(item) for item in items]
+    if _blas_local is None:
+        _blas_local = _openblas_set_local_threads() or False
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="cnn_lib", initializer=_init_worker)
+    futures = [_pool.submit(lambda group: [fn(item) for item in group], items[t::T]) for t in range(1, T)]
+    previous = _blas_local(1) if _blas_local else None   # no BLAS threads while the workers run
+    try:
+        groups = [[fn(item) for item in items[0::T]]]
+    finally:
+        if previous is not None:
+            _blas_local(previous)
+    groups += [f.result() for f in futures]
+    return [groups[i % T][i // T] for i in range(len(items))]
+
+
+def chunks(N, positions=None):
+    """Slices cutting a batch of N images into chunks of at most ``size`` images.
+
+    ``size`` is CHUNK (16) for outputs of more than CHUNK_POSITIONS / 2 (24 x 24 / 2)
+    positions per image. Outputs 2, 4, 8, ... times smaller get chunks 2, 4, 8, ... times
+    larger (powers of two: batches of 32 or 128 still split evenly), so that a chunk keeps
+    about as much work and its fixed costs do not dominate; but never more than half the
+    batch, so that both cores get a chunk. The size depends only on the shapes, never on the
+    number of threads, so results do not either.
+    """
+    size = CHUNK
+    if positions:
+        while size * positions * 2 <= CHUNK * CHUNK_POSITIONS and size * 2 <= -(-N // 2):
+            size *= 2
+    return [slice(i, min(i + size, N)) for i in range(0, N, size)]
+
+
+
+# --------------------------------------------------------------------------- conv2d
+def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
+    """Fast cross-correlation of one chunk; returns ``(y, cache)``, a :class:`ChunkCache`
+    whose ``cols`` backward reuses.
+
+    The input is unrolled along the kernel *width* only (5x the input instead of
+    25x for a 5x5 kernel): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
+    For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` form a
+    ``(C*KW, H_out*W_out)`` matrix per image (a view when ``sh == 1``), and one
+    batched matrix product with ``w[:, :, kh, :]`` adds that row's contribution.
+    ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
+    """
+    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
+    if C * KW < FULL_UNROLL_BELOW:
+        # Few input channels (the first layer): a kernel row alone would make products of
+        # depth C*KW (5 for MNIST), too shallow to be fast. Unroll the whole window
+        # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW.
+        win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, H_out, W_out, KH, KW)
+        cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))       # (N, C, KH, KW, H_out, W_out)
+        y3 = None if out is None else out.reshape(N, F, H_out * W_out)
+        y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out), out=y3)
+        y = y.reshape(N, F, H_out, W_out)
+        if b is not None:
+            y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
+        return y, ChunkCache("windows", cols)
+    win = sliding_window_view(xp, KW, axis=3)[:, :, :, : (W_out - 1) * sw + 1 : sw]  # (N, C, Hp, W_out, KW)
+    cols = np.ascontiguousarray(win.transpose(0, 1, 4, 2, 3))               # (N, C, KW, Hp, W_out)
+    y = None if out is None else out.reshape(N, F, H_out * W_out)
+    for kh in range(KH):
+        rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]           # (N, C, KW, H_out, W_out)
+        rows = rows.reshape(N, C * KW, H_out * W_out)                       # a view when sh == 1
+        wk = w[:, :, kh, :].reshape(F, C * KW)                              # (F, C*KW)
+        if kh == 0:
+            y = np.matmul(wk, rows, out=y)                                  # (N, F, H_out*W_out)
+        else:
+            y += np.matmul(wk, rows)
+    y = y.reshape(N, F, H_out, W_out)
+    if b is not None:
+        y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
+    return y, ChunkCache("rows", cols)
+
+
+def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=True, dx_out=None):
+    """Backward of :func:`conv2d_forward_chunk` from its :class:`ChunkCache`.
+
+    ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
+    kernel row ``kh`` saw. ``dx`` is the *full convolution* of ``dy`` with ``w``: ``dy``
+    dilated by the stride (``s - 1`` zeros between entries), padded by ``K - 1``, then
+    cross-correlated with the kernel flipped in both axes and with the roles of input
+    and output channels swapped.
+    """
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    H_out, W_out = dy.shape[2], dy.shape[3]
+    dy3 = dy.reshape(N, F, H_out * W_out)                                   # (N, F, H_out*W_out)
+    db = dy.sum(axis=(0, 2, 3))                                             # (F,)
+    # dL/dw[f, c, kh, kw] = sum_{n,i,j} dy[n, f, i, j] xp[n, c, i*sh + kh, j*sw + kw]
+    cols = cache.cols
+    if cache.kind == "windows":                                              # whole windows unrolled
+        K = C * KH * KW
+        dw = np.matmul(dy3, cols.reshape(N, K, H_out * W_out).transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    elif cache.kind == "rows":                                               # one kernel row at a time
+        dw = np.empty(w.shape, dtype=np.result_type(dy, cols))
+        for kh in range(KH):
+            rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
+            rows = rows.reshape(N, C * KW, H_out * W_out)                   # (N, C*KW, H_out*W_out)
+            dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
+    else:
+        raise ValueError(f"unknown kind of chunk cache {cache.kind!r}")
+    if not need_dx:
+        return None, dw, db
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    # Rows/columns of the padded input that no window reached get no gradient: pad the
+    # far side of dy by that remainder so the full convolution has the padded size.
+    rh, rw = (Hp - KH) % sh, (Wp - KW) % sw
+    dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
+    dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
+    # The full convolution would give the gradient of the *padded* input (N, C, Hp, Wp);
+    # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
+    # part reads (no work spent on the gradient of the zero padding).
+    dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
+    dx, _ = conv2d_forward_chunk(dyp, w_flip, None, out=dx_out)                  # (N, C, H, W)
+    return dx, dw, db
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """Fast cross-correlation of a batch, chunk by chunk (each chunk writes its part of ``y``).
+
+    Same result as :func:`cnn_lib.functional.conv2d_forward` (up to the order of the sums).
+
+    Shapes: ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` or ``None``
+    -> ``y (N, F, H_out, W_out)``, and a :class:`FastConvCache` for :func:`conv2d_backward`.
+    """
+    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
+    y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
+    caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
+                          chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
+    return y, FastConvCache("fast", x.shape, w, (sh, sw), (ph, pw), caches)
+
+
+def conv2d_backward(dy, cache, need_dx=True):
+    """Backward of :func:`conv2d_forward` from its cache: chunk by chunk (each chunk writes
+    its part of ``dx``), the chunks' ``dw`` and ``db`` added in a fixed order.
+
+    Shapes: ``dy (N, F, H_out, W_out)`` -> ``dx (N, C, H, W)`` (``None`` when ``need_dx`` is
+    false), ``dw (F, C, KH, KW)``, ``db (F,)``.
+    """
+    if getattr(cache, "kind", None) != "fast":
+        raise TypeError("fast_conv.conv2d_backward takes the cache returned by fast_conv.conv2d_forward, "
+                        f"got {type(cache).__name__}" + (f" of kind {cache.kind!r}" if hasattr(cache, "kind") else ""))
+    x_shape, w, stride, padding, caches = cache.x_shape, cache.w, cache.stride, cache.padding, cache.chunks
+    N = x_shape[0]
+    y_shape = (N, w.shape[0]) + tuple(conv_output_size(n, k, s, p) for n, k, s, p in
+                                       zip(x_shape[2:], w.shape[2:], stride, padding))
+    if dy.shape != y_shape:
+        raise ValueError(f"dy must have the shape of the forward pass's output {y_shape}, got {dy.shape}")
+    slices = chunks(N, dy.shape[2] * dy.shape[3]) or [slice(0, 0)]
+    dx = np.empty(x_shape, dtype=np.result_type(dy, w)) if need_dx else None
+    parts = parallel_map(lambda k: conv2d_backward_chunk(
+        dy[slices[k]], caches[k], (slices[k].stop - slices[k].start,) + tuple(x_shape[1:]),
+        w, stride, padding, need_dx, None if dx is None else dx[slices[k]]), range(len(slices)))
+    dw, db = parts[0][1], parts[0][2]
+    for p in parts[1:]:
+        dw += p[1]
+        db += p[2]
+    return dx, dw, db
+
