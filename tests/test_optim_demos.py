@@ -146,6 +146,7 @@ def test_gradient_noise_agrees_with_the_prediction():
     per_example = np.array([od.flat_gradient(model, x[i:i + 1], y[i:i + 1])[0] for i in range(len(x))])
     g = per_example.mean(axis=0)
     var1 = np.mean(np.sum((per_example - g) ** 2, axis=1))
+    assert od.per_example_variance(model, x, y) == pytest.approx(var1, rel=1e-10)
     out = od.gradient_noise(model, x, y, [1, 4, 16, 40], draws=400, rng=0)
     assert_allclose(out["full"], g, rtol=1e-12, atol=1e-14)
     pred = od.predicted_noise(var1, out["batch_sizes"], len(x))

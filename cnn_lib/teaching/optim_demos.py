@@ -27,7 +27,7 @@ from . import plots
 
 __all__ = [
     "VALLEY_CURVATURES", "VALLEY_START", "valley_cost", "valley_gradient", "optimizer_path",
-    "steps_to_reach", "valley_rates", "flat_gradient", "gradient_noise", "predicted_noise",
+    "steps_to_reach", "valley_rates", "flat_gradient", "per_example_variance", "gradient_noise", "predicted_noise",
     "loglog_slope", "ema", "Message", "momentum_view", "momentum_explorer",
 ]
 
@@ -143,6 +143,20 @@ def flat_gradient(model, x, y):
     loss, dlogits = softmax_cross_entropy(model.forward(x, train=True), y)
     model.backward(dlogits)
     return np.concatenate([g.reshape(-1) for g in model.grads().values()]).astype(np.float64), float(loss)
+
+
+def per_example_variance(model, x, y):
+    """``(1/N) sum_n ||g_n - g||^2``: the mean squared distance of one example's gradient
+    ``g_n`` to the full-batch gradient ``g = (1/N) sum_n g_n``, computed exactly, one example at
+    a time (``mean ||g_n||^2 - ||g||^2``). This is ``E ||g_B - g||^2`` for ``B = 1``.
+
+    Shapes: ``x (N, ...)``, ``y (N,)``; returns a float."""
+    full, _ = flat_gradient(model, x, y)
+    total = 0.0
+    for n in range(len(x)):
+        g, _ = flat_gradient(model, x[n:n + 1], y[n:n + 1])
+        total += float(g @ g)
+    return max(total / len(x) - float(full @ full), 0.0)
 
 
 def gradient_noise(model, x, y, batch_sizes, draws=100, rng=None):
