@@ -288,6 +288,7 @@ ALLOWED_TYPED = {
     ("part3_generalization", "87 %"): "an example accuracy put into the standard-error formula, not a result",
     ("part3_generalization", "99 %"): "an example accuracy put into the standard-error formula, not a result",
     ("part3_generalization", "100 %"): "perfect training accuracy, asserted (== 1.0) by the hidden cells that measure it",
+    ("part1_optimization", "16 times"): "the ratio of the batch sizes compared (256 / 16): a setting of the experiment",
     ("part3_initialization", "15 %"): "the tolerance of a hidden check, stated with the check",
 }
 
