@@ -72,10 +72,11 @@ def test_keys_differ_with_config():
     base = zoo.make_config("seed")
     keys = {zoo.cache_key(base)}
     for change in (dict(epochs=4), dict(lr=2e-3), dict(seed=1), dict(batch_size=64), dict(shift=1),
-                   dict(lr_decay=0.5), dict(optimizer="report_adam"), dict(n_train=1000)):
+                   dict(lr_decay=0.5), dict(optimizer="report_adam"), dict(n_train=1000),
+                   dict(val_size=10_000)):
         keys.add(zoo.cache_key(zoo.make_config("seed", **change)))
     keys.add(zoo.cache_key(zoo.make_config("mlp")))
-    assert len(keys) == 10
+    assert len(keys) == 11
     assert zoo.cache_key(zoo.make_config("seed")) == zoo.cache_key(base)      # deterministic
     # a name and its architecture string are the same configuration
     assert zoo.make_config("seed") == zoo.make_config(zoo.ARCHITECTURES["seed"])
@@ -123,6 +124,30 @@ def test_report_adam_and_schedule_and_shifts_train(mnist, tmp_path):
     _, h = zoo.trained_model("seed", cache_dir=tmp_path, lr_decay=0.5, shift=2,
                              **dict(SMALL, epochs=2))
     assert h["lr"] == [1e-3, 5e-4]
+
+
+def test_val_size_holds_out_a_validation_set(mnist, tmp_path):
+    from cnn_lib import Adam, evaluate, fit, train_val_split
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="val_size"):
+            zoo.make_config("seed", val_size=bad)
+    model, h = zoo.trained_model("seed", cache_dir=tmp_path, val_size=500, **dict(SMALL, epochs=2))
+    assert len(h["val_accuracy"]) == len(h["val_loss"]) == 2 and h["cpu_seconds"] > 0
+    # the same run by hand: split first (seed 0), then the first n_train of the rest
+    x, y, _, _ = mnist
+    x_tr, y_tr, x_val, y_val = train_val_split(x, y, val_size=500, seed=0)
+    ref = zoo.build("seed", 0)
+    fit(ref, x_tr[:256], y_tr[:256], epochs=2, batch_size=64, optimizer=Adam(ref.params(), lr=1e-3),
+        seed=0, progress=False)
+    assert _same_weights(model, ref)
+    assert h["val_accuracy"][-1] == evaluate(ref, x_val, y_val)[1]
+    assert 0.1 < h["val_accuracy"][-1] < 1
+    # the cached history keeps the validation curve and the CPU time
+    again, h2 = zoo.trained_model("seed", cache_dir=tmp_path, val_size=500, **dict(SMALL, epochs=2))
+    assert h2["from_cache"] and h2["val_accuracy"] == h["val_accuracy"] and h2["cpu_seconds"] == h["cpu_seconds"]
+    # without val_size nothing is held out: different data, different weights
+    plain, h3 = zoo.trained_model("seed", cache_dir=tmp_path, **dict(SMALL, epochs=2))
+    assert "val_accuracy" not in h3 and not _same_weights(plain, model)
 
 
 def test_random_shifts_moves_images_and_fills_background():
