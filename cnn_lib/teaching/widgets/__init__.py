@@ -3,6 +3,7 @@ in-browser fallback so that the online book shows the idea without a kernel.
 
 The callback logic lives in plain functions that the tests call directly; an invalid
 setting produces a message, never a traceback. Import the submodule of a part:
-``from cnn_lib.teaching.widgets import mlp`` (part I), ``conv`` (part II), ``draw`` (part III).
+``from cnn_lib.teaching.widgets import mlp`` (part I), ``conv`` (part II), ``draw`` and
+``generalization`` (part III); ``common`` holds their shared checks and messages.
 ipywidgets and matplotlib are book dependencies, imported only by these modules.
 """
