@@ -69,11 +69,6 @@ def _figure(nrows=1, ncols=1, figsize=(8, 3), dpi=None, **kw):
     return fig, axes
 
 
-def _int(value, name, lo=None, hi=None):
-    """``value`` as an int, or a message saying what is wrong (:func:`.common.whole_number`)."""
-    return whole_number(value, name, lo, hi)
-
-
 def _image2d(image):
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 4 and image.shape[:2] == (1, 1):
@@ -169,14 +164,14 @@ def param_count_figure(k=5, sizes=(8, 12, 16, 20, 28, 40, 64, 128, 224), ax=None
 
     Returns the Figure, or a message string for an invalid ``k``.
     """
-    k, err = _int(k, "kernel size", 1, 1024)
+    k, err = whole_number(k, "kernel size", 1, 1024)
     if err:
         return err
     if not 1 <= len(sizes) <= 20:
         return Message(f"Give 1 to 20 image sizes, got {len(sizes)}.")
     checked = []
     for n in sizes:
-        n, err = _int(n, "An image size", 1, 10 ** 5)
+        n, err = whole_number(n, "An image size", 1, 10 ** 5)
         if err:
             return err
         checked.append(n)
@@ -217,10 +212,10 @@ def connection_matrix_figure(K, H=6, W=6):
     if err:
         return err
     KH, KW = K.shape
-    H, err = _int(H, "The image height H", KH, 16)
+    H, err = whole_number(H, "The image height H", KH, 16)
     if err:
         return err
-    W, err = _int(W, "The image width W", KW, 16)
+    W, err = whole_number(W, "The image width W", KW, 16)
     if err:
         return err
     index_kernel = np.arange(1, KH * KW + 1, dtype=np.float64).reshape(KH, KW)  # which weight
@@ -247,7 +242,7 @@ def permutation_figure(images, perm, n=6):
     most 12. Returns the Figure, or a message for an invalid ``n``."""
     imgs = np.asarray(images)
     imgs = imgs[:, 0] if imgs.ndim == 4 else imgs
-    n, err = _int(n, "The number of images n", 1, 12)
+    n, err = whole_number(n, "The number of images n", 1, 12)
     if err:
         return err
     n = min(n, len(imgs))
@@ -404,17 +399,17 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
         if K is None:
             return Message(f"Pooling needs a window: pass K=(kh, kw), e.g. K=(2, 2), for op={op!r}.")
         window = K if isinstance(K, (tuple, list)) and len(K) == 2 else (K, K)
-        KH, err = _int(window[0], "The window height", 1, SCAN_MAX_SIDE)
+        KH, err = whole_number(window[0], "The window height", 1, SCAN_MAX_SIDE)
         if err:
             return err
-        KW, err = _int(window[1], "The window width", 1, SCAN_MAX_SIDE)
+        KW, err = whole_number(window[1], "The window width", 1, SCAN_MAX_SIDE)
         if err:
             return err
     pairs = []
     for value, name, lo in ((stride, "The stride", 1), (padding, "The padding", 0)):
         both = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, value)
         for v in both:
-            v, err = _int(v, name, lo, SCAN_MAX_SIDE)
+            v, err = whole_number(v, name, lo, SCAN_MAX_SIDE)
             if err:
                 return err
             pairs.append(v)
@@ -544,7 +539,7 @@ def flip_figure(kernel=None, size=7):
     K, err = finite_array(NUMBERED_KERNEL if kernel is None else kernel, "The kernel", ndim=2, max_side=9)
     if err:
         return err
-    size, err = _int(size, "image size", max(K.shape), 25)
+    size, err = whole_number(size, "image size", max(K.shape), 25)
     if err:
         return err
     delta = np.zeros((size, size))
@@ -649,7 +644,7 @@ def explorer_state(image, n, k, s, p, d=1):
     """
     vals = {}
     for name, value, lo in (("n", n, 1), ("k", k, 1), ("s", s, 1), ("p", p, 0), ("d", d, 1)):
-        v, err = _int(value, _PARAM_NAMES[name].capitalize(), lo, EXPLORER_LIMITS[name])
+        v, err = whole_number(value, _PARAM_NAMES[name].capitalize(), lo, EXPLORER_LIMITS[name])
         if err:
             return {"valid": False, "message": err}
         vals[name] = v
@@ -680,7 +675,7 @@ def explorer_figure(image, n, k, s, p, d=1, step=None):
     if step is None:
         step = len(positions) - 1
     else:
-        step, err = _int(step, "The window number (step)", 0)
+        step, err = whole_number(step, "The window number (step)", 0)
         if err:
             return err
         step = min(step, len(positions) - 1)
@@ -1196,10 +1191,10 @@ def explorer_widget(image):
 
 # =========================================================================== 5. pooling
 def _pool_setting(x, window, stride):
-    window, err = _int(window, "Window size", 1, 64)
+    window, err = whole_number(window, "Window size", 1, 64)
     if err:
         return None, err
-    stride, err = _int(stride, "Stride", 1, 64)
+    stride, err = whole_number(stride, "Stride", 1, 64)
     if err:
         return None, err
     try:
@@ -1285,16 +1280,16 @@ def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
     and the resulting ``dL/dM`` (:func:`cnn_lib.teaching.conv_teaching.conv2d_grad_input`, which the
     tests check against :func:`cnn_lib.functional.conv2d_backward`).
     Returns the Figure, or a message string for an invalid setting."""
-    k, err = _int(kernel_size, "Kernel size", 1, 5)
+    k, err = whole_number(kernel_size, "Kernel size", 1, 5)
     if err:
         return err
-    s, err = _int(stride, "Stride", 1, 4)
+    s, err = whole_number(stride, "Stride", 1, 4)
     if err:
         return err
-    n_out, err = _int(n_out, "Output size", 1, 5)
+    n_out, err = whole_number(n_out, "Output size", 1, 5)
     if err:
         return err
-    seed, err = _int(seed, "The seed", 0, 2 ** 32 - 1)
+    seed, err = whole_number(seed, "The seed", 0, 2 ** 32 - 1)
     if err:
         return err
     rng = np.random.default_rng(seed)

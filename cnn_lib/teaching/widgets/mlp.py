@@ -45,14 +45,6 @@ __all__ = [
 ]
 
 
-def _finite_number(value, name, lo=None, hi=None):
-    return finite_number(value, f"The {name}", lo, hi)
-
-
-def _whole_number(value, name, lo, hi):
-    return whole_number(value, f"The {name}", lo, hi)
-
-
 # =========================================================================== chapter 1: the MLP
 MAX_LAYERS = 8
 
@@ -74,7 +66,7 @@ def architecture_view(spec="784-128-10", max_shown=8):
     sizes, message = _sizes_or_message(spec)
     if message:
         return message
-    max_shown, message = _whole_number(max_shown, "number of neurons drawn per layer", 2, 20)
+    max_shown, message = whole_number(max_shown, "The number of neurons drawn per layer", 2, 20)
     if message:
         return message
     fig, ax = plots.new_figure(figsize=(max(4.5, 1.9 * len(sizes)), 4.4))
@@ -113,7 +105,7 @@ def approximation_view(n_hidden=4):
     Right: the hinges ``a_k relu(x - c_k)`` that the output neuron adds up, plus its bias.
     Returns a ``Figure``, or a :class:`Message` for an invalid ``n_hidden``.
     """
-    K, message = _whole_number(n_hidden, "number of hidden neurons", 1, MAX_HIDDEN)
+    K, message = whole_number(n_hidden, "The number of hidden neurons", 1, MAX_HIDDEN)
     if message:
         return message
     x = np.linspace(*APPROX_RANGE, 801)
@@ -173,18 +165,18 @@ def _landscape_grid(n=161):
 
 
 def _descent_args(lr, w1, w2, steps):
-    lr, message = _finite_number(lr, "learning rate")
+    lr, message = finite_number(lr, "The learning rate")
     if message:
         return None, message
     if lr <= 0:
         return None, Message(f"The learning rate must be positive, got {lr}: a step of 0 or against "
                              "the descent direction goes nowhere or uphill.")
-    steps, message = _whole_number(steps, "number of steps", 0, MAX_STEPS)
+    steps, message = whole_number(steps, "The number of steps", 0, MAX_STEPS)
     if message:
         return None, message
     start = []
     for v, name in ((w1, "start w1"), (w2, "start w2")):
-        v, message = _finite_number(v, name)
+        v, message = finite_number(v, f"The {name}")
         if message:
             return None, message
         if abs(v) > EXTENT:
@@ -249,7 +241,7 @@ def descent_explorer_html(lrs=DESCENT_LRS, starts=DESCENT_STARTS, steps=60, dpi=
     starts = [tuple(float(v) for v in s) for s in starts]
     if not starts or any(len(s) != 2 or max(abs(v) for v in s) > EXTENT for s in starts):
         return Message(f"Give at least one start (w1, w2) inside the square [{-EXTENT}, {EXTENT}]^2.")
-    steps, message = _whole_number(steps, "number of steps", 1, MAX_STEPS)
+    steps, message = whole_number(steps, "The number of steps", 1, MAX_STEPS)
     if message:
         return message
 
@@ -370,10 +362,10 @@ def activation_view(names=("sigmoid", "arctan", "relu"), x_min=-6.0, x_max=6.0):
     unknown = [n for n in names if n not in ACTIVATION_FUNCTIONS]
     if unknown:
         return Message(f"Unknown activation {unknown[0]!r}; choose among {', '.join(ACTIVATION_FUNCTIONS)}.")
-    lo, message = _finite_number(x_min, "left end of the range")
+    lo, message = finite_number(x_min, "The left end of the range")
     if message:
         return message
-    hi, message = _finite_number(x_max, "right end of the range")
+    hi, message = finite_number(x_max, "The right end of the range")
     if message:
         return message
     if not lo < hi:
@@ -442,12 +434,12 @@ def softmax_numbers(logits="2, 1, 0.1", temperature=1.0, label=0):
         z = parse_logits(logits)
     except ValueError as e:
         return Message(f"Cannot read the logits: {e}. Type numbers separated by commas, e.g. 2, 1, 0.1.")
-    T, message = _finite_number(temperature, "temperature")
+    T, message = finite_number(temperature, "The temperature")
     if message:
         return message
     if T <= 0:
         return Message(f"The temperature must be positive, got {T:g}: the logits are divided by it.")
-    label, message = _whole_number(label, "true class", 0, z.size - 1)
+    label, message = whole_number(label, "The true class", 0, z.size - 1)
     if message:
         return message
     with np.errstate(over="ignore"):
@@ -499,7 +491,7 @@ def prediction_view(model, images, labels, index=0):
     invalid index.
     """
     n = len(images)
-    index, message = _whole_number(index, "image index", 0, n - 1)
+    index, message = whole_number(index, "The image index", 0, n - 1)
     if message:
         return message
     x = images[index:index + 1]
