@@ -29,6 +29,11 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    Linux and Windows wheels) to do its products on a single thread: otherwise every small
    product wakes OpenBLAS's own threads and the cores are oversubscribed.
 
+Max pooling gets the same treatment in a smaller way (:func:`maxpool2d_forward`): the readable
+version compares every input with the window's maximum again in backward to find where the
+gradient goes; here the forward pass remembers, for each window, *which* of its ``KH * KW``
+offsets held the first maximum (one byte per output), and backward only routes ``dy`` there.
+
 The pair :func:`conv2d_forward` / :func:`conv2d_backward` has the same signatures as
 :func:`cnn_lib.functional.conv2d_forward` / :func:`cnn_lib.functional.conv2d_backward`; the tests
 compare the two with each other and with the loops of :func:`cnn_lib.functional.conv2d_naive`.
@@ -43,12 +48,13 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .shapes import check_conv2d, conv_output_size, pair
+from .shapes import check_conv2d, check_pool2d, conv_output_size, pair
 
 __all__ = [
     "FastConvCache", "ChunkCache", "conv2d_forward", "conv2d_backward",
     "conv2d_forward_chunk", "conv2d_backward_chunk", "chunks", "parallel_map",
     "set_num_threads", "get_num_threads", "CHUNK", "CHUNK_POSITIONS", "FULL_UNROLL_BELOW",
+    "FastPoolCache", "maxpool2d_forward", "maxpool2d_backward",
 ]
 
 
@@ -322,3 +328,74 @@ def conv2d_backward(dy, cache, need_dx=True):
         db += p[2]
     return dx, dw, db
 
+
+
+# --------------------------------------------------------------------------- max pooling
+class FastPoolCache(NamedTuple):
+    """What :func:`maxpool2d_backward` needs from :func:`maxpool2d_forward`: ``kind`` (always
+    ``"fast_max"``), the input's shape, ``argmax`` (for each output, the row-major offset
+    ``u * KW + v`` of its window's first maximum), and ``kernel_size`` and ``stride`` as pairs."""
+    kind: str
+    x_shape: tuple
+    argmax: np.ndarray
+    kernel_size: tuple
+    stride: tuple
+
+
+def _pool_offsets(KH, KW, sh, sw, H_out, W_out):
+    """``(k, slices)`` for every offset ``k = u * KW + v`` of the window, in row-major order
+    (as :func:`cnn_lib.functional.window_slices`)."""
+    for u in range(KH):
+        for v in range(KW):
+            yield u * KW + v, (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
+
+
+def maxpool2d_forward(x, kernel_size=2, stride=None):
+    """Max pooling that also records where each maximum is: the same ``y`` as
+    :func:`cnn_lib.functional.maxpool2d_forward`, bit for bit.
+
+    Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, and a :class:`FastPoolCache`
+    whose ``argmax`` (int8 or int16, same shape as ``y``) is the offset of the first maximum
+    of each window (a later offset wins only if it is strictly larger: ties go to the first,
+    as in the readable version and PyTorch).
+    """
+    KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
+    y = argmax = larger = None
+    for k, sl in _pool_offsets(KH, KW, sh, sw, H_out, W_out):
+        if y is None:
+            y = np.array(x[sl])                         # a copy: y is updated in place below
+            argmax = np.zeros(y.shape, dtype=np.int8 if KH * KW <= 127 else np.int32)
+            larger = np.empty(y.shape, dtype=bool)
+            continue
+        v = np.ascontiguousarray(x[sl])                 # the strided view, copied once: faster to compare
+        np.greater(v, y, out=larger)                   # strictly larger: a tie keeps the earlier offset
+        # a later offset that wins has a larger k, so the winner's k is the largest k * larger
+        np.maximum(argmax, larger * argmax.dtype.type(k), out=argmax)
+        np.maximum(y, v, out=y)
+    return y, FastPoolCache("fast_max", x.shape, argmax, (KH, KW), (sh, sw))
+
+
+def maxpool2d_backward(dy, cache):
+    """Gradient of :func:`maxpool2d_forward` from its cache: each ``dy[n, c, i, j]`` goes to
+    the recorded arg-max of its window (overlapping windows add up). The same ``dx`` as
+    :func:`cnn_lib.functional.maxpool2d_backward` for finite inputs.
+
+    Shapes: ``dy (N, C, H_out, W_out)`` -> ``dx (N, C, H, W)``.
+    """
+    if getattr(cache, "kind", None) != "fast_max":
+        raise TypeError("fast_conv.maxpool2d_backward takes the cache returned by fast_conv.maxpool2d_forward, "
+                        f"got {type(cache).__name__}" + (f" of kind {cache.kind!r}" if hasattr(cache, "kind") else ""))
+    (KH, KW), (sh, sw), argmax = cache.kernel_size, cache.stride, cache.argmax
+    if dy.shape != argmax.shape:
+        raise ValueError(f"dy must have the shape of the forward pass's output {argmax.shape}, got {dy.shape}")
+    N, C, H, W = cache.x_shape
+    H_out, W_out = argmax.shape[2:]
+    disjoint = sh >= KH and sw >= KW                    # every input pixel is in at most one window
+    covered = disjoint and H_out * sh == H and W_out * sw == W and (sh, sw) == (KH, KW)
+    dx = (np.empty if covered else np.zeros)(cache.x_shape, dtype=dy.dtype)
+    for k, sl in _pool_offsets(KH, KW, sh, sw, H_out, W_out):
+        if disjoint:
+            np.multiply(dy, argmax == k, out=dx[sl])    # each offset's pixels written once
+        else:
+            dx[sl] += dy * (argmax == k)
+    return dx

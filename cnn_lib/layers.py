@@ -176,17 +176,24 @@ class _Pool(Layer):
 class MaxPool2D(_Pool):
     """Max pooling over ``kernel_size`` windows moved by ``stride`` (default: the window size).
 
+    In training it runs :func:`cnn_lib.fast_conv.maxpool2d_forward`, which records where each
+    window's maximum is so that backward only routes ``dy`` there; in evaluation, the plain
+    :func:`cnn_lib.functional.maxpool2d`. Both give the same outputs and gradients as the
+    readable pair :func:`cnn_lib.functional.maxpool2d_forward` / ``maxpool2d_backward``.
+
     Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out).
     """
 
     def forward(self, x, train=True):
-        y, cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
-        self._cache = cache if train else None
+        if not train:
+            self._cache = None
+            return F.maxpool2d(x, self.kernel_size, self.stride)
+        y, self._cache = fast_conv.maxpool2d_forward(x, self.kernel_size, self.stride)
         return y
 
     def backward(self, dy, need_dx=True):
         cache = self._saved()
-        return F.maxpool2d_backward(dy, cache) if need_dx else None
+        return fast_conv.maxpool2d_backward(dy, cache) if need_dx else None
 
 
 class AvgPool2D(_Pool):

@@ -774,3 +774,51 @@ def test_dropout_rejects_invalid_p(p):
 def test_dropout_rejects_non_numbers(p):
     with pytest.raises(TypeError, match="real number"):
         F.dropout_forward(np.ones(3), p, 0)
+
+
+# --------------------------------------------------------------------------- fast max pooling
+def maxpool2d_backward_fast(dy, x, kernel_size=2, stride=None):
+    """The fast pair MaxPool2D trains with: its forward for the cache, then its backward."""
+    return fast_conv.maxpool2d_backward(dy, fast_conv.maxpool2d_forward(x, kernel_size, stride)[1])
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=pool_id)
+@pytest.mark.parametrize("values", ["normal", "ties", "relu"])
+def test_fast_maxpool_matches_readable_and_naive(case, values):
+    """Bit for bit: the same maximum, and dy routed to the same (first) arg-max, with random
+    values, small integers (many ties, also across overlapping windows) and ReLU outputs
+    (windows of zeros), in float32 and float64."""
+    N, C, H, W, k, s = case
+    rng = np.random.default_rng(7)
+    x = {"normal": rng.standard_normal((N, C, H, W)),
+         "ties": rng.integers(0, 3, (N, C, H, W)).astype(np.float64),
+         "relu": np.maximum(rng.standard_normal((N, C, H, W)), 0)}[values]
+    for dtype in (np.float64, np.float32):
+        xd = x.astype(dtype)
+        x_before = xd.copy()
+        y, cache = fast_conv.maxpool2d_forward(xd, k, s)
+        assert_array_equal(xd, x_before)                               # the input is left alone
+        assert y.dtype == dtype and cache.kind == "fast_max"
+        assert_array_equal(y, F.maxpool2d(xd, k, s))
+        assert_array_equal(y, F.maxpool2d_naive(xd, k, s))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = fast_conv.maxpool2d_backward(dy, cache)
+        assert dx.dtype == dtype and dx.shape == xd.shape
+        assert_array_equal(dx, maxpool2d_backward_from_x(dy, xd, k, s))
+        assert_allclose(dx, F.maxpool2d_backward_naive(dy, xd, k, s), rtol=1e-6, atol=1e-6)
+
+
+def test_fast_maxpool_by_hand_and_its_cache():
+    x = np.array([[5.0, 5, 1, 2, 9],
+                  [5, 5, 2, 3, 9]]).reshape(1, 1, 2, 5)           # the last column is never pooled
+    y, cache = fast_conv.maxpool2d_forward(x, 2, 2)
+    assert_array_equal(y, [[[[5.0, 3]]]])
+    assert_array_equal(cache.argmax, [[[[0, 3]]]])                 # the tie goes to offset 0; 3 = (1, 1)
+    dx = fast_conv.maxpool2d_backward(np.array([[[[3.0, 7]]]]), cache)
+    assert_array_equal(dx, [[[[3.0, 0, 0, 0, 0], [0, 0, 0, 7, 0]]]])
+    with pytest.raises(ValueError, match="shape of the forward pass's output"):
+        fast_conv.maxpool2d_backward(np.ones((1, 1, 1, 3)), cache)
+    with pytest.raises(TypeError, match="fast_conv.maxpool2d_forward"):
+        fast_conv.maxpool2d_backward(np.ones((1, 1, 1, 2)), F.maxpool2d_forward(x, 2, 2)[1])
+    with pytest.raises(TypeError, match="maxpool2d_forward"):
+        F.maxpool2d_backward(np.ones((1, 1, 1, 2)), cache)
