@@ -68,7 +68,7 @@ def test_static_text_is_cached_and_fills_each_placeholder_once():
         common.static_text("no-such-file.js")
 
 
-def test_pages_inline_their_files_and_fill_every_placeholder(mnist):
+def test_pages_inline_their_files_and_fill_every_placeholder():
     """Each page holds the full text of its files (nothing loaded at view time) and no
     placeholder is left; the placeholders a page fills are exactly those its files hold."""
     from cnn_lib import seed_network
@@ -78,7 +78,7 @@ def test_pages_inline_their_files_and_fill_every_placeholder(mnist):
     small = {"n": (4, 6), "k": (1, 3), "s": (1, 2), "p": (0, 1), "d": (1, 1)}
     defaults = {"n": 5, "k": 3, "s": 1, "p": 1, "d": 1}
     pages = {
-        "conv": (conv.explorer_html(mnist[0][0, 0], small, defaults, uid="u-1"),
+        "conv": (conv.explorer_html(np.random.default_rng(0).random((28, 28)), small, defaults, uid="u-1"),
                  ["conv-explorer.css", "conv-explorer.js"], ["conv-explorer-mount.js"]),
         "descent": (mlp.descent_explorer_html(lrs=(0.1,), starts=((0.0, 0.0),), steps=2),
                     ["descent.css"], ["descent.js"]),
