@@ -171,8 +171,13 @@ def _decode_base(entry):
     return (entry["lo"] + (entry["hi"] - entry["lo"]) * codes / 65535).reshape(m, m)
 
 
+def _explorer_input(digit, n):
+    """The digit as the explorer shows it at size n (explorer_state's ``input``; k=1 fits any n)."""
+    return C.explorer_state(digit, n, 1, 1, 0)["input"]
+
+
 def _expected_map(digit, n, k, s, p, d):
-    x = C._explorer_input(digit, n)
+    x = _explorer_input(digit, n)
     kernel = T.dilate(T.edge_kernel(k), d)
     return F.conv2d(x[None, None], kernel[None, None], None, s, p)[0, 0]
 
@@ -196,7 +201,7 @@ def test_explorer_data_covers_every_combination(digit, ranges):
     assert n_invalid > 0                                   # the ranges do include impossible settings
     for n in range(ranges["n"][0], ranges["n"][1] + 1):
         img = np.frombuffer(__import__("base64").b64decode(data["images"][str(n)]), np.uint8).reshape(n, n)
-        assert_allclose(img / 255, C._explorer_input(digit, n), atol=1e-12)
+        assert_allclose(img / 255, _explorer_input(digit, n), atol=1e-12)
 
 
 def test_explorer_feature_maps_are_exact_slices_of_the_base_maps(digit):
@@ -353,7 +358,7 @@ def test_explorer_js_reproduces_sizes_and_feature_maps(digit, tmp_path):
         assert got["formula"].endswith(f"= {n_out}") and got["taps"] == k * k
         valid += 1
     assert valid == sum(isinstance(v, list) for v in data["combos"].values())
-    assert_allclose(np.array(out["__image_8"]).reshape(8, 8), C._explorer_input(digit, 8), atol=1e-12)
+    assert_allclose(np.array(out["__image_8"]).reshape(8, 8), _explorer_input(digit, 8), atol=1e-12)
 
 
 _DOM_HARNESS = r"""

@@ -3,6 +3,7 @@ settings (what it draws, checked against the library) and with invalid ones (a M
 never an exception), the offline HTML explorer, and the ipywidgets wiring."""
 
 import base64
+import functools
 import io
 import json
 import re
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from cnn_lib import functional as F  # noqa: E402
 from cnn_lib.teaching import mlp  # noqa: E402
 from cnn_lib.teaching.widgets import mlp as W  # noqa: E402
+from cnn_lib.teaching.widgets.common import show_result  # noqa: E402
 
 
 def _is_message(result, *fragments):
@@ -310,7 +312,13 @@ def shown(monkeypatch):
     """Records what the explorers would display (no kernel needed)."""
     pytest.importorskip("ipywidgets")
     seen = []
-    monkeypatch.setattr(W, "_show", lambda result: seen.append(result))
+
+    def record(result, html_strings=False):
+        assert html_strings, "the explorers show HTML strings (the parameter table) as HTML"
+        seen.append(result)
+
+    # the explorers display each result with common.show_result, as imported by the module
+    monkeypatch.setattr(W, "show_result", record)
     return seen
 
 
@@ -364,10 +372,11 @@ def test_show_displays_messages_as_escaped_html_and_closes_figures(monkeypatch):
     display = pytest.importorskip("IPython.display")
     seen = []
     monkeypatch.setattr(display, "display", lambda obj: seen.append(obj))
-    W._show(W.Message("bad <value>"))
-    W._show("<b>table</b>")
+    show = functools.partial(show_result, html_strings=True)       # how the explorers call it
+    show(W.Message("bad <value>"))
+    show("<b>table</b>")
     fig = W.architecture_view("3-2")
-    W._show(fig)
+    show(fig)
     assert isinstance(seen[0], display.HTML) and "bad &lt;value&gt;" in seen[0].data and "<value>" not in seen[0].data
     assert isinstance(seen[1], display.HTML) and seen[1].data == "<b>table</b>"
     assert seen[2] is fig and not plt.fignum_exists(fig.number)      # shown once, then closed

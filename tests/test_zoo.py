@@ -188,19 +188,20 @@ def test_plot_architecture():
     plt.close(ax.figure)
 
 
-def test_write_json_is_atomic(tmp_path, monkeypatch):
-    """The history is written with cnn_lib.atomic.atomic_write: an error mid-write keeps the old
-    file and leaves no temporary."""
-    import json
-    target = tmp_path / "k.json"
-    zoo._write_json(target, {"a": 1})
+def test_history_is_written_atomically(mnist, tmp_path, monkeypatch):
+    """trained_model writes its history with cnn_lib.atomic.atomic_write: an error mid-write
+    keeps the old file and leaves no temporary."""
+    _, history = zoo.trained_model("seed", cache_dir=tmp_path, **SMALL)
+    weights, meta = tmp_path / f"{history['key']}.npz", tmp_path / f"{history['key']}.json"
+    before = meta.read_text(encoding="utf-8")
+    weights.unlink()                                          # a cache miss: it trains and writes again
 
     def broken(obj, fh):
         fh.write('{"a": ')
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(json, "dump", broken)
-    with pytest.raises(RuntimeError):
-        zoo._write_json(target, {"a": 2})
-    assert json.loads(target.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
+    with pytest.raises(RuntimeError, match="disk full"):
+        zoo.trained_model("seed", cache_dir=tmp_path, **SMALL)
+    assert meta.read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([weights.name, meta.name])

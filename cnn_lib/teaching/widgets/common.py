@@ -1,21 +1,27 @@
 """What every widget module shares: a message instead of a traceback, the number checks that
-produce those messages, and one way to display a widget's result.
+produce those messages, one way to display a widget's result, and the loader of the widgets'
+JavaScript and CSS files.
 
 A widget's plain function checks its settings with :func:`whole_number`, :func:`finite_number`
 and :func:`finite_array` and returns the :class:`Message` they give for a bad one (NaN, inf, a
 wrong type, a size beyond the function's documented bound). :func:`show_result` displays a
-Figure, an animation, an HTML string or a Message in a widget's output.
+Figure, an animation, an HTML string or a Message in a widget's output. The self-contained
+HTML explorers inline their JavaScript and CSS, which live as plain files in the package folder
+``cnn_lib/teaching/widgets/static/``, read by :func:`static_text`.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import numbers
+import re
+from importlib import resources
 
 import numpy as np
 
-__all__ = ["Message", "whole_number", "finite_number", "finite_array", "show_result"]
+__all__ = ["Message", "whole_number", "finite_number", "finite_array", "show_result", "static_text"]
 
 
 class Message(str):
@@ -104,3 +110,31 @@ def show_result(result, html_strings=False):
         display(result)
         if isinstance(result, plt.Figure):
             plt.close(result)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_static(name):
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*\.(js|css)", name):
+        raise ValueError(f"not a widget static file name: {name!r}")
+    return (resources.files("cnn_lib.teaching.widgets") / "static" / name).read_text(encoding="utf-8")
+
+
+def static_text(name, **values):
+    """The text of the widgets' file ``static/<name>`` (a ``.js`` or ``.css`` file installed
+    with the package, found with :mod:`importlib.resources`; read once, then cached).
+
+    Each keyword ``key=value`` replaces the placeholder ``__KEY__`` (the key in capitals) by
+    ``str(value)``, in one pass: a value is never searched for placeholders itself. The files
+    use placeholders only where an explorer needs a value of its own (an element id, the JSON
+    of its data, a constant of the Python code), written where a JavaScript value may stand
+    (``var uid = "__UID__";``, ``var data = __DATA__;``), so that every file stays valid
+    JavaScript. A placeholder must occur exactly once in the file (``ValueError`` otherwise).
+    """
+    text = _read_static(name)
+    if not values:
+        return text
+    marks = {f"__{key.upper()}__": str(value) for key, value in values.items()}
+    wrong = [mark for mark in marks if text.count(mark) != 1]
+    if wrong:
+        raise ValueError(f"static/{name} must hold each of {', '.join(wrong)} exactly once")
+    return re.sub("|".join(map(re.escape, marks)), lambda m: marks[m.group(0)], text)

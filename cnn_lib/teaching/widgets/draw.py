@@ -33,7 +33,7 @@ import numpy as np
 from ..conv_teaching import resize_image
 from ...data import MNIST_MEAN, MNIST_STD
 from ..zoo import layer_outputs
-from .common import Message
+from .common import Message, static_text
 
 __all__ = [
     "CANVAS_SIZE", "PEN_WIDTH", "BOX", "FIELD", "MAX_INK_SIDE", "render_strokes", "canvas_to_ink", "preprocess",
@@ -361,214 +361,11 @@ def network_spec(model, input_shape=(1, FIELD, FIELD)):
 
 
 #: Pure JavaScript: preprocessing and forward pass, the same steps as the Python functions.
-JS_CORE = r"""
-var CnnDraw = (function () {
-  "use strict";
-  var BOX = %(box)d, FIELD = %(field)d, THRESHOLD = %(threshold)r, MEAN = %(mean)r, STD = %(std)r;
-
-  function decode(b64) {                       // base64 little-endian float32 -> Float32Array
-    var bin = atob(b64), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return new Float32Array(bytes.buffer);
-  }
-
-  function areaWeights(nIn, nOut) {            // (nOut x nIn): share of input pixel k in output pixel i
-    var W = [], step = nIn / nOut;
-    for (var i = 0; i < nOut; i++) {
-      var lo = i * step, hi = (i + 1) * step, row = new Float64Array(nIn), total = 0;
-      for (var k = Math.floor(lo); k < Math.min(nIn, Math.ceil(hi)); k++) {
-        var o = Math.max(0, Math.min(hi, k + 1) - Math.max(lo, k));
-        row[k] = o; total += o;
-      }
-      for (var k2 = 0; k2 < nIn; k2++) row[k2] /= total;
-      W.push(row);
-    }
-    return W;
-  }
-
-  function resize(img, h, w, rows, cols) {     // area averaging, img row-major (h x w)
-    var A = areaWeights(h, rows), B = areaWeights(w, cols), tmp = new Float64Array(rows * w);
-    for (var i = 0; i < rows; i++) for (var k = 0; k < h; k++) {
-      var a = A[i][k]; if (a === 0) continue;
-      for (var c = 0; c < w; c++) tmp[i * w + c] += a * img[k * w + c];
-    }
-    var out = new Float64Array(rows * cols);
-    for (var i2 = 0; i2 < rows; i2++) for (var j = 0; j < cols; j++) {
-      var s = 0, Bj = B[j];
-      for (var c2 = 0; c2 < w; c2++) s += tmp[i2 * w + c2] * Bj[c2];
-      out[i2 * cols + j] = Math.min(1, Math.max(0, s));
-    }
-    return out;
-  }
-
-  function roundHalfEven(v) {                  // Python's round()
-    var r = Math.round(v);
-    if (Math.abs(v %% 1) === 0.5 && r %% 2 !== 0) r -= 1;
-    return r;
-  }
-
-  function preprocess(ink, H, W) {             // ink: Float64Array/Float32Array H*W in [0, 1]
-    var top = H, bottom = -1, left = W, right = -1;
-    for (var r = 0; r < H; r++) for (var c = 0; c < W; c++) if (ink[r * W + c] > THRESHOLD) {
-      if (r < top) top = r; if (r > bottom) bottom = r; if (c < left) left = c; if (c > right) right = c;
-    }
-    if (bottom < 0) return null;
-    var h = bottom - top + 1, w = right - left + 1, cropped = new Float64Array(h * w);
-    for (var r2 = 0; r2 < h; r2++) for (var c2 = 0; c2 < w; c2++) cropped[r2 * w + c2] = ink[(top + r2) * W + left + c2];
-    var scale = BOX / Math.max(h, w);
-    var rows = Math.max(1, roundHalfEven(h * scale)), cols = Math.max(1, roundHalfEven(w * scale));
-    var scaled = resize(cropped, h, w, rows, cols), total = 0, mr = 0, mc = 0;
-    for (var i = 0; i < rows; i++) for (var j = 0; j < cols; j++) {
-      var v = scaled[i * cols + j]; total += v; mr += v * i; mc += v * j;
-    }
-    var centre = Math.floor(FIELD / 2);
-    var offR = Math.min(FIELD - rows, Math.max(0, roundHalfEven(centre - mr / total)));
-    var offC = Math.min(FIELD - cols, Math.max(0, roundHalfEven(centre - mc / total)));
-    var centred = new Float64Array(FIELD * FIELD);
-    for (var i3 = 0; i3 < rows; i3++) for (var j3 = 0; j3 < cols; j3++) centred[(offR + i3) * FIELD + offC + j3] = scaled[i3 * cols + j3];
-    var x = new Float32Array(FIELD * FIELD);
-    for (var k = 0; k < x.length; k++) x[k] = (centred[k] - MEAN) / STD;
-    return {bbox: [top, bottom + 1, left, right + 1], rows: rows, cols: cols, offset: [offR, offC],
-            centred: centred, x: x};
-  }
-
-  function load(spec) {                        // decode the weights once
-    return spec.map(function (L) {
-      var o = {}; for (var k in L) o[k] = L[k];
-      if (L.w) { o.w = decode(L.w); o.b = decode(L.b); }
-      return o;
-    });
-  }
-
-  function forward(net, x) {                   // x: Float32Array (1, 28, 28); returns every layer's output
-    var t = {data: x, shape: [1, FIELD, FIELD]}, outs = [];
-    net.forEach(function (L) {
-      var d = t.data, s = t.shape, y, shape;
-      if (L.type === "conv") {
-        var F = L.shape[0], C = L.shape[1], K = L.shape[2], st = L.stride, p = L.padding;
-        var H = s[1], W = s[2], Ho = Math.floor((H + 2 * p - K) / st) + 1, Wo = Math.floor((W + 2 * p - K) / st) + 1;
-        y = new Float32Array(F * Ho * Wo); shape = [F, Ho, Wo];
-        for (var f = 0; f < F; f++) for (var i = 0; i < Ho; i++) for (var j = 0; j < Wo; j++) {
-          var acc = L.b[f];
-          for (var c = 0; c < C; c++) for (var u = 0; u < K; u++) {
-            var r = i * st + u - p; if (r < 0 || r >= H) continue;
-            for (var v = 0; v < K; v++) {
-              var q = j * st + v - p; if (q < 0 || q >= W) continue;
-              acc += L.w[((f * C + c) * K + u) * K + v] * d[(c * H + r) * W + q];
-            }
-          }
-          y[(f * Ho + i) * Wo + j] = acc;
-        }
-      } else if (L.type === "pool") {
-        var C2 = s[0], H2 = s[1], W2 = s[2], k2 = L.size, st2 = L.stride;
-        var Ho2 = Math.floor((H2 - k2) / st2) + 1, Wo2 = Math.floor((W2 - k2) / st2) + 1;
-        y = new Float32Array(C2 * Ho2 * Wo2); shape = [C2, Ho2, Wo2];
-        for (var c3 = 0; c3 < C2; c3++) for (var i2 = 0; i2 < Ho2; i2++) for (var j2 = 0; j2 < Wo2; j2++) {
-          var m = -Infinity;
-          for (var u2 = 0; u2 < k2; u2++) for (var v2 = 0; v2 < k2; v2++)
-            m = Math.max(m, d[(c3 * H2 + i2 * st2 + u2) * W2 + j2 * st2 + v2]);
-          y[(c3 * Ho2 + i2) * Wo2 + j2] = m;
-        }
-      } else if (L.type === "relu") {
-        y = d.map(function (v3) { return v3 > 0 ? v3 : 0; }); shape = s;
-      } else if (L.type === "flatten") {
-        y = d; shape = [d.length];
-      } else if (L.type === "dense") {
-        var D = L.shape[0], M = L.shape[1];
-        y = new Float32Array(M); shape = [M];
-        for (var mm = 0; mm < M; mm++) {
-          var a2 = L.b[mm];
-          for (var dd = 0; dd < D; dd++) a2 += d[dd] * L.w[dd * M + mm];
-          y[mm] = a2;
-        }
-      }
-      t = {data: y, shape: shape}; outs.push({name: L.name, type: L.type, data: y, shape: shape});
-    });
-    return outs;
-  }
-
-  function softmax(z) {                        // shifted by the max: finite for any logits
-    var m = Math.max.apply(null, Array.from(z)), e = Array.from(z, function (v) { return Math.exp(v - m); });
-    var s = e.reduce(function (a, b) { return a + b; }, 0);
-    return e.map(function (v) { return v / s; });
-  }
-
-  return {decode: decode, resize: resize, preprocess: preprocess, load: load, forward: forward, softmax: softmax};
-})();
-if (typeof module !== "undefined" && module.exports) module.exports = CnnDraw;
-""" % {"box": BOX, "field": FIELD, "threshold": INK_THRESHOLD, "mean": MNIST_MEAN, "std": MNIST_STD}
-
-
-_JS_UI = r"""
-(function () {
-  var root = document.getElementById("%(id)s");
-  if (!root || root.dataset.ready) return;
-  root.dataset.ready = "1";
-  var net = CnnDraw.load(JSON.parse(root.querySelector("script.cnn-draw-net").textContent));
-  var canvas = root.querySelector("canvas.cnn-draw-canvas"), ctx = canvas.getContext("2d");
-  var S = canvas.width, PEN = %(pen)d, drawing = false, last = null, pending = false;
-  function clear() {
-    ctx.fillStyle = "white"; ctx.fillRect(0, 0, S, S);
-    root.querySelector(".cnn-draw-msg").textContent = "Draw a digit in the box.";
-    root.querySelectorAll(".cnn-draw-bar").forEach(function (b) { b.style.height = "0%%"; });
-    root.querySelectorAll(".cnn-draw-p").forEach(function (b) { b.textContent = ""; });
-    root.querySelectorAll("canvas.cnn-draw-map, canvas.cnn-draw-small").forEach(function (c) {
-      c.getContext("2d").clearRect(0, 0, c.width, c.height);
-    });
-  }
-  function pos(e) {
-    var r = canvas.getBoundingClientRect();
-    return [(e.clientX - r.left) * S / r.width, (e.clientY - r.top) * S / r.height];
-  }
-  function dot(p) { ctx.fillStyle = "black"; ctx.beginPath(); ctx.arc(p[0], p[1], PEN / 2, 0, 2 * Math.PI); ctx.fill(); }
-  canvas.addEventListener("pointerdown", function (e) {
-    drawing = true; last = pos(e); dot(last); canvas.setPointerCapture(e.pointerId); schedule(); e.preventDefault();
-  });
-  canvas.addEventListener("pointermove", function (e) {
-    if (!drawing) return;
-    var p = pos(e);
-    ctx.strokeStyle = "black"; ctx.lineWidth = PEN; ctx.lineCap = "round"; ctx.lineJoin = "round";
-    ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
-    last = p; schedule(); e.preventDefault();
-  });
-  ["pointerup", "pointercancel", "pointerleave"].forEach(function (ev) {
-    canvas.addEventListener(ev, function () { if (drawing) { drawing = false; schedule(); } });
-  });
-  root.querySelector("button.cnn-draw-clear").addEventListener("click", clear);
-  function schedule() { if (!pending) { pending = true; requestAnimationFrame(function () { pending = false; update(); }); } }
-  function paint(c, data, h, w, offset) {      // grayscale map, scaled to its own range
-    var lo = Infinity, hi = -Infinity;
-    for (var k = 0; k < h * w; k++) { lo = Math.min(lo, data[offset + k]); hi = Math.max(hi, data[offset + k]); }
-    c.width = w; c.height = h;
-    var g = c.getContext("2d"), img = g.createImageData(w, h);
-    for (var k2 = 0; k2 < h * w; k2++) {
-      var v = hi > lo ? Math.round(255 * (data[offset + k2] - lo) / (hi - lo)) : 0;
-      img.data[4 * k2] = img.data[4 * k2 + 1] = img.data[4 * k2 + 2] = v; img.data[4 * k2 + 3] = 255;
-    }
-    g.putImageData(img, 0, 0);
-  }
-  function update() {
-    var px = ctx.getImageData(0, 0, S, S).data, ink = new Float64Array(S * S);
-    for (var k = 0; k < S * S; k++) ink[k] = (px[4 * k + 3] / 255) * (1 - (px[4 * k] + px[4 * k + 1] + px[4 * k + 2]) / 765);
-    var pre = CnnDraw.preprocess(ink, S, S);
-    if (!pre) { clear(); return; }
-    paint(root.querySelector("canvas.cnn-draw-small"), pre.centred, 28, 28, 0);
-    var outs = CnnDraw.forward(net, pre.x), probs = CnnDraw.softmax(outs[outs.length - 1].data);
-    var best = probs.indexOf(Math.max.apply(null, probs));
-    root.querySelectorAll(".cnn-draw-bar").forEach(function (b, i) {
-      b.style.height = (100 * probs[i]).toFixed(1) + "%%";
-      b.style.background = i === best ? "#D55E00" : "#0072B2";
-    });
-    root.querySelectorAll(".cnn-draw-p").forEach(function (b, i) { b.textContent = probs[i] >= 0.005 ? Math.round(100 * probs[i]) + "%%" : ""; });
-    root.querySelector(".cnn-draw-msg").textContent = "The network reads a " + best + " (" + (100 * probs[best]).toFixed(1) + "%%).";
-    root.querySelectorAll(".cnn-draw-row").forEach(function (row) {
-      var k = +row.dataset.layer, o = outs[k], n = o.shape[1] * o.shape[2];
-      row.querySelectorAll("canvas.cnn-draw-map").forEach(function (c, f) { paint(c, o.data, o.shape[1], o.shape[2], f * n); });
-    });
-  }
-  clear();
-})();
-"""
+#: The explorer's core in JavaScript (preprocessing and forward pass; exported with
+#: ``module.exports`` under Node.js): the package file ``static/draw-core.js`` with this module's
+#: constants filled in.
+JS_CORE = static_text("draw-core.js", box=BOX, field=FIELD, threshold=repr(float(INK_THRESHOLD)),
+                      mean=repr(float(MNIST_MEAN)), std=repr(float(MNIST_STD)))
 
 
 def explorer_html(model, pen_width=PEN_WIDTH, size=CANVAS_SIZE, max_maps=8):
@@ -592,37 +389,35 @@ def explorer_html(model, pen_width=PEN_WIDTH, size=CANVAS_SIZE, max_maps=8):
         elif L["type"] == "pool":
             rows.append((k, L["name"]))
     bars = "".join(
-        f'<div style="display:flex;flex-direction:column;align-items:center;width:26px">'
-        f'<span class="cnn-draw-p" style="font-size:11px;height:14px"></span>'
-        f'<div style="height:110px;width:18px;display:flex;align-items:flex-end;background:#eee">'
-        f'<div class="cnn-draw-bar" data-digit="{d}" style="width:18px;height:0%;background:#0072B2"></div></div>'
-        f'<span style="font-size:13px">{d}</span></div>' for d in range(10))
+        f'<div class="cnn-draw-column"><span class="cnn-draw-p"></span>'
+        f'<div class="cnn-draw-track"><div class="cnn-draw-bar" data-digit="{d}" style="height:0%"></div></div>'
+        f'<span class="cnn-draw-digit">{d}</span></div>' for d in range(10))
     map_rows = "".join(
-        f'<div class="cnn-draw-row" data-layer="{k}" style="display:flex;align-items:center;gap:3px;margin:2px 0">'
-        f'<span style="width:120px;font-size:12px">{html.escape(label)}<br>{"×".join(map(str, shapes[k]))}</span>'
-        + "".join('<canvas class="cnn-draw-map" width="1" height="1" style="width:40px;height:40px;'
-                  'image-rendering:pixelated;border:1px solid #ccc"></canvas>'
+        f'<div class="cnn-draw-row" data-layer="{k}">'
+        f'<span class="cnn-draw-label">{html.escape(label)}<br>{"×".join(map(str, shapes[k]))}</span>'
+        + "".join('<canvas class="cnn-draw-map" width="1" height="1"></canvas>'
                   for _ in range(min(max_maps, shapes[k][0])))
         + "</div>" for k, label in rows)
     net_json = json.dumps(spec).replace("</", "<\\/")
     return f"""
-<div class="cnn-draw" id="{root_id}" style="font-family:sans-serif;background:white;color:black;padding:8px;border:1px solid #ccc;max-width:760px">
- <div style="display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start">
+<div class="cnn-draw" id="{root_id}">
+ <style>{static_text("draw.css")}</style>
+ <div class="cnn-draw-top">
   <div>
-   <canvas class="cnn-draw-canvas" width="{size}" height="{size}" style="width:{size}px;height:{size}px;border:1px solid #888;touch-action:none;cursor:crosshair"></canvas><br>
+   <canvas class="cnn-draw-canvas" width="{size}" height="{size}" style="width:{size}px;height:{size}px"></canvas><br>
    <button class="cnn-draw-clear" type="button">Clear</button>
-   <span class="cnn-draw-msg" style="font-size:13px"></span>
+   <span class="cnn-draw-msg"></span>
   </div>
   <div>
-   <div style="font-size:12px">network input (centred, 28×28)</div>
-   <canvas class="cnn-draw-small" width="28" height="28" style="width:84px;height:84px;image-rendering:pixelated;border:1px solid #ccc;background:black"></canvas>
-   <div style="font-size:12px;margin-top:6px">probabilities</div>
-   <div style="display:flex;gap:2px">{bars}</div>
+   <div class="cnn-draw-caption">network input (centred, 28×28)</div>
+   <canvas class="cnn-draw-small" width="28" height="28"></canvas>
+   <div class="cnn-draw-caption cnn-draw-caption-next">probabilities</div>
+   <div class="cnn-draw-bars">{bars}</div>
   </div>
  </div>
- <div style="margin-top:6px">{map_rows}</div>
+ <div class="cnn-draw-maps">{map_rows}</div>
  <script type="application/json" class="cnn-draw-net">{net_json}</script>
  <script>{JS_CORE}</script>
- <script>{_JS_UI % {"id": root_id, "pen": pen_width}}</script>
+ <script>{static_text("draw-ui.js", uid=root_id, pen=pen_width)}</script>
 </div>
 """

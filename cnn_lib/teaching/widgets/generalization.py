@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .. import plots
+from .common import static_text
 
 __all__ = ["Message", "CURVE_KEYS", "curves_view", "curves_slider_html"]
 
@@ -123,23 +124,12 @@ def curves_slider_html(runs, knob="λ", dpi=72):
         pngs.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
     uid = "cnnlib-curves-" + hashlib.sha1("".join(labels + pngs).encode()).hexdigest()[:10]
     images = "\n".join(
-        f'<img src="{png}" alt="Learning curves for {html.escape(label)}" style="max-width:100%;'
-        f'display:{"block" if k == 0 else "none"}">' for k, (label, png) in enumerate(zip(labels, pngs)))
-    return f"""<div id="{uid}" style="background:#fff;color:#000;font-family:sans-serif;font-size:15px;
-padding:8px;border:1px solid #bbb;border-radius:4px;max-width:100%;display:inline-block">
-<label>{html.escape(knob)} <input class="knob" type="range" min="0" max="{len(runs) - 1}" step="1" value="0"
- style="vertical-align:middle;width:14em"> <b class="knob-out">{html.escape(labels[0])}</b></label>
+        f'<img src="{png}" alt="Learning curves for {html.escape(label)}" '
+        f'style="display:{"block" if k == 0 else "none"}">' for k, (label, png) in enumerate(zip(labels, pngs)))
+    return f"""<div id="{uid}" class="cnnlib-curves">
+<style>{static_text("curves.css")}</style>
+<label>{html.escape(knob)} <input class="knob" type="range" min="0" max="{len(runs) - 1}" step="1" value="0">
+ <b class="knob-out">{html.escape(labels[0])}</b></label>
 <div class="frames">{images}</div></div>
 <script>
-(function () {{
-  var root = document.getElementById("{uid}");
-  var slider = root.querySelector(".knob"), out = root.querySelector(".knob-out");
-  var frames = root.querySelectorAll(".frames img");
-  function show() {{
-    for (var i = 0; i < frames.length; i++) frames[i].style.display = i === +slider.value ? "block" : "none";
-    out.textContent = frames[+slider.value].alt.replace("Learning curves for ", "");
-  }}
-  slider.addEventListener("input", show);
-  show();
-}})();
-</script>"""
+{static_text("curves.js", uid=uid)}</script>"""

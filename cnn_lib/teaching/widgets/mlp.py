@@ -34,7 +34,7 @@ import numpy as np
 from ... import functional as F
 from .. import mlp, plots
 from ...layers import Arctan, ReLU, Sigmoid
-from .common import Message, finite_number, show_result, whole_number
+from .common import Message, finite_number, show_result, static_text, whole_number
 
 __all__ = [
     "Message", "architecture_view", "param_table_html", "approximation_view",
@@ -276,62 +276,27 @@ def descent_explorer_html(lrs=DESCENT_LRS, starts=DESCENT_STARTS, steps=60, dpi=
     import matplotlib.pyplot as plt
     plt.close(fig)
     png = base64.b64encode(buf.getvalue()).decode("ascii")
-    data = {"lrs": lrs, "starts": starts, "steps": steps, "clip": clip, "runs": runs}
-    payload = json.dumps(data, separators=(",", ":"))
+    data = {"lrs": lrs, "starts": starts, "steps": steps, "clip": clip, "color": plots.PALETTE[3], "runs": runs}
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     uid = "cnnlib-gd-" + hashlib.sha1((payload + png).encode()).hexdigest()[:10]
     options = "".join(f'<option value="{k}">{chr(65 + k)}: ({a:g}, {b:g})</option>'
                       for k, (a, b) in enumerate(starts))
     good = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i] / 0.1)))
-    return f"""<div id="{uid}" style="background:#fff;color:#000;font-family:sans-serif;font-size:15px;
-padding:8px;border:1px solid #bbb;border-radius:4px;max-width:100%;overflow-x:auto;display:inline-block">
-<div style="position:relative;width:{width}px;height:{height}px">
+    return f"""<div id="{uid}" class="cnnlib-descent">
+<style>{static_text("descent.css")}</style>
+<div class="cnnlib-descent-stage" style="width:{width}px;height:{height}px">
 <img src="data:image/png;base64,{png}" width="{width}" height="{height}"
- alt="Contour plot of a cost with one global and four local minima" style="position:absolute;left:0;top:0">
-<canvas width="{width}" height="{height}" style="position:absolute;left:0;top:0"></canvas></div>
-<div style="margin-top:6px;line-height:2">
-<label>learning rate <input class="lr" type="range" min="0" max="{len(lrs) - 1}" step="1" value="{good}"
- style="vertical-align:middle"> <b class="lr-out"></b></label><br>
+ alt="Contour plot of a cost with one global and four local minima">
+<canvas width="{width}" height="{height}"></canvas></div>
+<div class="cnnlib-descent-controls">
+<label>learning rate <input class="lr" type="range" min="0" max="{len(lrs) - 1}" step="1" value="{good}">
+ <b class="lr-out"></b></label><br>
 <label>start <select class="start">{options}</select></label>&nbsp;&nbsp;
-<label>steps <input class="steps" type="range" min="0" max="{steps}" step="1" value="{steps}"
- style="vertical-align:middle"> <b class="steps-out"></b></label></div>
-<div class="readout" style="min-height:3em;max-width:{width}px"></div></div>
+<label>steps <input class="steps" type="range" min="0" max="{steps}" step="1" value="{steps}">
+ <b class="steps-out"></b></label></div>
+<div class="readout" style="max-width:{width}px"></div></div>
 <script>
-(function () {{
-  var root = document.getElementById("{uid}");
-  var data = {payload};
-  var ctx = root.querySelector("canvas").getContext("2d");
-  var lr = root.querySelector(".lr"), start = root.querySelector(".start"), steps = root.querySelector(".steps");
-  function draw() {{
-    var run = data.runs[+lr.value][+start.value];
-    var last = Math.min(+steps.value, run.px.length - 1);
-    ctx.clearRect(0, 0, {width}, {height});
-    ctx.save();
-    ctx.beginPath(); ctx.rect(data.clip[0], data.clip[1], data.clip[2], data.clip[3]); ctx.clip();
-    ctx.lineJoin = "round";
-    [["#ffffff", 4], ["{plots.PALETTE[3]}", 2]].forEach(function (style) {{
-      ctx.strokeStyle = style[0]; ctx.lineWidth = style[1]; ctx.beginPath();
-      for (var i = 0; i <= last; i++) {{
-        if (i === 0) ctx.moveTo(run.px[i][0], run.px[i][1]); else ctx.lineTo(run.px[i][0], run.px[i][1]);
-      }}
-      ctx.stroke();
-    }});
-    ctx.fillStyle = "{plots.PALETTE[3]}"; ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1.5;
-    for (var i = 0; i <= last; i++) {{
-      ctx.beginPath(); ctx.arc(run.px[i][0], run.px[i][1], i === 0 || i === last ? 5 : 2.5, 0, 2 * Math.PI);
-      ctx.fill(); ctx.stroke();
-    }}
-    ctx.restore();
-    root.querySelector(".lr-out").textContent = data.lrs[+lr.value];
-    root.querySelector(".steps-out").textContent = steps.value;
-    var w = run.w[last], text = "after " + last + " step" + (last === 1 ? "" : "s") + ": w = (" +
-      w[0].toFixed(2) + ", " + w[1].toFixed(2) + "), cost " + run.cost[last].toPrecision(3);
-    if (run.status && +steps.value >= run.px.length - 1) text += " \\u2014 " + run.status;
-    root.querySelector(".readout").textContent = text;
-  }}
-  [lr, start, steps].forEach(function (el) {{ el.addEventListener("input", draw); }});
-  draw();
-}})();
-</script>"""
+{static_text("descent.js", uid=uid, data=payload)}</script>"""
 
 
 # =========================================================================== chapter 3: activations
