@@ -19,16 +19,12 @@ import math
 import numpy as np
 
 from .. import plots
-from .common import static_text
+from .common import Message, static_text
 
 __all__ = ["Message", "CURVE_KEYS", "curves_view", "curves_slider_html"]
 
 #: The arrays a run must have, each of the same length (index 0: before training).
 CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-class Message(str):
-    """What an explorer returns instead of a result when its input is invalid."""
 
 
 def _check_curves(curves):
