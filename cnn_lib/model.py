@@ -11,7 +11,7 @@ import numpy as np
 
 from . import functional as F
 from .atomic import atomic_write
-from .layers import Arctan, AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
+from .layers import Arctan, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
 
 __all__ = ["Sequential", "seed_network", "SEED_NETWORK_SPEC"]
 
@@ -19,7 +19,7 @@ __all__ = ["Sequential", "seed_network", "SEED_NETWORK_SPEC"]
 #: (channels or features) is inferred and put first (the layers with weights).
 _SPEC_KINDS = {"conv": (Conv2D, True), "dense": (Dense, True), "maxpool": (MaxPool2D, False),
                "avgpool": (AvgPool2D, False), "relu": (ReLU, False), "sigmoid": (Sigmoid, False),
-               "arctan": (Arctan, False), "flatten": (Flatten, False)}
+               "arctan": (Arctan, False), "flatten": (Flatten, False), "dropout": (Dropout, False)}
 
 _PREFIX = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "pool", "AvgPool2D": "pool", "ReLU": "relu",
            "Sigmoid": "sigmoid", "Arctan": "arctan", "Flatten": "flatten",
@@ -70,11 +70,14 @@ class Sequential:
         ``("avgpool", K[, stride])``               ``AvgPool2D(K, stride)``
         ``"relu"``, ``"sigmoid"``, ``"arctan"``    the activation
         ``"flatten"``                              ``Flatten()``
+        ``("dropout", p)``                         ``Dropout(p)``
         =========================================  =========================================
 
         A tuple may end with a dict of keyword arguments, e.g. ``("conv", 8, 3, {"padding": 1})``.
         All layers draw their weights from one ``np.random.default_rng(seed)``, in order
-        (``seed`` may also be a Generator). ``input_shape`` has no batch axis.
+        (``seed`` may also be a Generator). A dropout layer draws its masks from a child of that
+        Generator (``Generator.spawn``, which leaves the weights' stream untouched: a spec with and
+        without dropout starts from the same weights). ``input_shape`` has no batch axis.
         """
         rng = np.random.default_rng(seed)
         shape, layers = tuple(input_shape), []
@@ -96,8 +99,12 @@ class Sequential:
                                  + ("shape (C, H, W)" if name == "conv" else "one axis: put 'flatten' before it")
                                  + f", got {shape}")
             try:
-                layer = (layer_cls(shape[0], *args, **kwargs, rng=rng, dtype=dtype) if has_weights
-                         else layer_cls(*args, **kwargs))
+                if has_weights:
+                    layer = layer_cls(shape[0], *args, **kwargs, rng=rng, dtype=dtype)
+                elif name == "dropout":
+                    layer = layer_cls(*args, **{"rng": rng.spawn(1)[0], **kwargs})
+                else:
+                    layer = layer_cls(*args, **kwargs)
             except TypeError as e:
                 raise TypeError(f"layer {k} of the spec, {item!r}: {e}") from None
             shape = layer.output_shape(shape)

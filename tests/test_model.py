@@ -77,6 +77,32 @@ def test_from_spec_infers_input_sizes_and_accepts_keywords():
         assert_array_equal(p, again.params()[k])
 
 
+def test_from_spec_dropout_has_its_own_stream():
+    """A dropout layer does not move the weights' stream: the same spec with and without it starts
+    from the same weights; its masks are reproducible from the seed and differ between layers."""
+    from cnn_lib.layers import Dropout
+
+    plain = ["flatten", ("dense", 32), "relu", ("dense", 32), "relu", ("dense", 10)]
+    dropped = ["flatten", ("dense", 32), "relu", ("dropout", 0.5), ("dense", 32), "relu", ("dropout", 0.25),
+               ("dense", 10)]
+    a = Sequential.from_spec(plain, input_shape=(1, 4, 4), seed=5)
+    b = Sequential.from_spec(dropped, input_shape=(1, 4, 4), seed=5)
+    assert list(a.params()) == list(b.params())
+    for k, p in a.params().items():
+        assert_array_equal(p, b.params()[k], err_msg=k)
+    d1, d2 = b.layers["dropout1"], b.layers["dropout2"]
+    assert isinstance(d1, Dropout) and (d1.p, d2.p) == (0.5, 0.25)
+    x = np.ones((64, 1, 4, 4), np.float32)
+    again = Sequential.from_spec(dropped, input_shape=(1, 4, 4), seed=5)
+    assert_array_equal(b.forward(x, train=True), again.forward(x, train=True))    # same masks from the seed
+    m1 = d1.forward(np.ones((64, 32)), train=True) == 0
+    m2 = d2.forward(np.ones((64, 32)), train=True) == 0
+    assert 0.3 < m1.mean() < 0.7 and 0.1 < m2.mean() < 0.4 and not np.array_equal(m1, m2)
+    assert_array_equal(b.forward(x, train=False), a.forward(x, train=False))      # identity in evaluation
+    with pytest.raises(ValueError):
+        Sequential.from_spec([("dropout", 1.0)], input_shape=(3,))
+
+
 @pytest.mark.parametrize("spec, error, word", [
     ([("dense", 10)], ValueError, "put 'flatten' before it"),
     (["flatten", ("conv", 8, 5)], ValueError, r"shape \(C, H, W\)"),

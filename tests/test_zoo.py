@@ -64,6 +64,13 @@ def test_architecture_strings():
         zoo.build("conv4-relu")
     with pytest.raises(ValueError, match="flatten"):
         zoo.build("conv4k3-dense10")
+    # drop{P}: a Dropout of P percent; the weights are those of the same network without it
+    m = zoo.build("conv4k3p1-relu-pool2-flatten-dense16-relu-drop25-dense10", 3)
+    assert repr(m.layers["dropout1"]) == "Dropout(p=0.25)"
+    assert _same_weights(m, zoo.build("conv4k3p1-relu-pool2-flatten-dense16-relu-dense10", 3))
+    for bad in ("drop0", "drop100", "drop5x", "drop"):
+        with pytest.raises(ValueError, match=f"cannot read layer '{bad}'.*drop"):
+            zoo.build(f"flatten-{bad}-dense10")
     with pytest.raises(ValueError, match="optimizer"):
         zoo.make_config("seed", optimizer="sgd")
 
@@ -76,7 +83,8 @@ def test_keys_differ_with_config():
                    dict(val_size=10_000)):
         keys.add(zoo.cache_key(zoo.make_config("seed", **change)))
     keys.add(zoo.cache_key(zoo.make_config("mlp")))
-    assert len(keys) == 11
+    keys.add(zoo.cache_key(zoo.make_config("flatten-dense128-relu-drop50-dense10")))
+    assert len(keys) == 12
     assert zoo.cache_key(zoo.make_config("seed")) == zoo.cache_key(base)      # deterministic
     # a name and its architecture string are the same configuration
     assert zoo.make_config("seed") == zoo.make_config(zoo.ARCHITECTURES["seed"])

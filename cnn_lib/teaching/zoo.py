@@ -18,7 +18,8 @@ Architectures are written as short strings, layer by layer, e.g. the report's ne
 
 ``conv{F}k{K}`` (optionally ``p{P}`` for zero padding) is a ``Conv2D`` with ``F`` filters of
 size ``K x K``, ``pool{K}`` a ``K x K`` max-pooling with stride ``K``, ``dense{M}`` a ``Dense``
-layer with ``M`` outputs, ``relu`` and ``flatten`` what they say. Input channels and sizes
+layer with ``M`` outputs, ``drop{P}`` a ``Dropout`` that drops ``P`` percent of its inputs in
+training (``drop50``: ``p = 0.5``), ``relu`` and ``flatten`` what they say. Input channels and sizes
 follow from the input shape ``(1, 28, 28)``.
 """
 
@@ -50,7 +51,8 @@ ARCHITECTURES = {
     "mlp": "flatten-dense128-relu-dense10",
 }
 
-_TOKEN = re.compile(r"^(?:conv(?P<F>\d+)k(?P<K>\d+)(?:p(?P<P>\d+))?|pool(?P<pool>\d+)|dense(?P<M>\d+)|relu|flatten)$")
+_TOKEN = re.compile(r"^(?:conv(?P<F>\d+)k(?P<K>\d+)(?:p(?P<P>\d+))?|pool(?P<pool>\d+)|dense(?P<M>\d+)"
+                    r"|drop(?P<drop>[1-9]\d?)|relu|flatten)$")
 
 _INPUT_SHAPE = (1, 28, 28)
 
@@ -66,7 +68,7 @@ def parse_architecture(arch):
     for t in tokens:
         if not _TOKEN.match(t):
             raise ValueError(f"cannot read layer {t!r} in architecture {arch!r} "
-                             "(expected conv{F}k{K}[p{P}], pool{K}, dense{M}, relu or flatten)")
+                             "(expected conv{F}k{K}[p{P}], pool{K}, dense{M}, drop{P} with P in 1..99, relu or flatten)")
     return tokens
 
 
@@ -87,6 +89,8 @@ def build(arch="seed", seed=0, dtype=np.float32, input_shape=_INPUT_SHAPE):
             spec.append(("maxpool", int(m["pool"]), int(m["pool"])))
         elif m["M"]:
             spec.append(("dense", int(m["M"])))
+        elif m["drop"]:
+            spec.append(("dropout", int(m["drop"]) / 100))
         else:
             spec.append(t)                                   # "relu" or "flatten"
     return Sequential.from_spec(spec, input_shape=input_shape, seed=seed, dtype=dtype)
@@ -297,6 +301,9 @@ def plot_architecture(model, input_shape=_INPUT_SHAPE, ax=None, title=None):
     for name, desc, shape, n_params in rows:
         if desc == "ReLU()" and stages:
             stages[-1]["label"] += " + ReLU"
+            continue
+        if desc.startswith("Dropout") and stages:
+            stages[-1]["label"] += " + " + desc.replace("Dropout(p=", "dropout ").rstrip(")")
             continue
         stages.append({"label": name, "desc": desc, "shape": shape, "params": n_params})
     tensors = [tuple(input_shape)] + [s["shape"] for s in stages]
