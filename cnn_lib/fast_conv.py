@@ -84,7 +84,10 @@ def _pad(x, ph, pw):
     """Zero-pad the two spatial axes of ``x (N, C, H, W)``."""
     if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    N, C, H, W = x.shape
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)   # (cheaper than np.pad)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
 
 
 # --------------------------------------------------------------------------- threads

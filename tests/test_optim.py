@@ -275,3 +275,26 @@ def test_weight_decay_with_mismatched_gradients_still_raises(cls):
         opt.step({"w": np.ones(2)})
     with pytest.raises(ValueError):
         opt.step({"v": np.ones(3)})
+
+
+def test_adam_in_place_float32_matches_the_equations_in_float64():
+    """The in-place step (one work array per parameter) against the paper's equations written
+    with temporaries, in float64, over many steps of float32 parameters of a realistic size."""
+    rng = np.random.default_rng(3)
+    p32 = {"w": rng.standard_normal((300, 200)).astype(np.float32), "b": np.zeros(200, np.float32)}
+    ref = {k: v.astype(np.float64) for k, v in p32.items()}
+    m = {k: np.zeros_like(v) for k, v in ref.items()}
+    v2 = {k: np.zeros_like(v) for k, v in ref.items()}
+    opt = Adam(p32, lr=1e-3)
+    for t in range(1, 21):
+        grads = {k: (rng.standard_normal(v.shape) * 1e-2).astype(np.float32) for k, v in ref.items()}
+        opt.step(grads)
+        for k in ref:
+            g = grads[k].astype(np.float64)
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v2[k] = 0.999 * v2[k] + 0.001 * g ** 2
+            ref[k] -= 1e-3 * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v2[k] / (1 - 0.999 ** t)) + 1e-8)
+    for k in ref:
+        assert p32[k].dtype == np.float32
+        assert_allclose(p32[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    assert np.abs(p32["b"]).max() > 1e-3          # the parameters did move
