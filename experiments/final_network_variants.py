@@ -46,6 +46,24 @@ VARIANTS = {
 }
 
 
+def one_standard_error_choice(accuracies, seconds, n=10_000):
+    """The one-standard-error rule: ``(best, std_error, close, chosen)``.
+
+    ``best`` has the highest accuracy ``p`` in ``accuracies`` (name -> accuracy measured on ``n``
+    images), ``std_error = sqrt(p (1 - p) / n)``, ``close`` lists the names whose accuracy is at
+    least ``p - std_error`` (in the order given), and ``chosen`` is the one of those with the
+    smallest ``seconds[name]``.
+    """
+    if not accuracies:
+        raise ValueError("no variant to choose from")
+    best = max(accuracies, key=accuracies.get)
+    p = accuracies[best]
+    std_error = math.sqrt(p * (1 - p) / n)
+    close = [name for name, acc in accuracies.items() if acc >= p - std_error]
+    chosen = min(close, key=lambda name: seconds[name])
+    return best, std_error, close, chosen
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print the variants without training")
@@ -66,13 +84,9 @@ def main(argv=None):
               f"{sum(history['seconds']):.0f} s of training", flush=True)
     candidates = {name: acc for name, acc in results.items() if "repeat" not in name}
     if candidates:
-        best = max(candidates, key=candidates.get)
-        p = candidates[best]
-        std_error = math.sqrt(p * (1 - p) / 10_000)
-        close = [name for name, acc in candidates.items() if acc >= p - std_error]
-        chosen = min(close, key=seconds.get)
-        print(f"highest validation accuracy: {best} ({p:.2%}); one standard error: {std_error:.2%}")
-        print(f"within one standard error of it: {', '.join(close)}")
+        best, std_error, close, chosen = one_standard_error_choice(candidates, seconds)
+        print(f"highest validation accuracy: {best} ({candidates[best]:.2%}); one standard error: {std_error:.2%}")
+        print(f"within one standard error of it: {'; '.join(close)}")
         print(f"chosen (the fastest of those): {chosen}")
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""experiments/final_network_variants.py: its variants and its choice rule (no training here)."""
+
+import math
+import runpy
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "final_network_variants.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    return runpy.run_path(str(SCRIPT))        # defines the names; main() does not run
+
+
+def test_one_standard_error_rule_by_hand(script):
+    choose = script["one_standard_error_choice"]
+    # the figures the script printed when the book's final network was chosen (errors out of 10,000)
+    acc = {"no dropout": 1 - 87e-4, "dropout 0.5": 1 - 78e-4, "10 epochs": 1 - 78e-4, "5 epochs": 1 - 85e-4,
+           "dense 128": 1 - 89e-4, "32 + 32": 1 - 87e-4, "third convolution": 1 - 72e-4}
+    sec = {"no dropout": 187, "dropout 0.5": 184, "10 epochs": 231, "5 epochs": 119, "dense 128": 178,
+           "32 + 32": 190, "third convolution": 278}
+    best, se, close, chosen = choose(acc, sec)
+    assert best == "third convolution"
+    assert se == pytest.approx(math.sqrt(0.9928 * 0.0072 / 10_000))     # 0.085 points: 8.5 errors
+    assert close == ["dropout 0.5", "10 epochs", "third convolution"]    # 5 epochs is 13 errors away
+    assert chosen == "dropout 0.5"
+    # with only the best close enough, the best is chosen whatever its time
+    assert choose({"a": 0.99, "b": 0.98}, {"a": 100, "b": 1})[3] == "a"
+    with pytest.raises(ValueError, match="no variant"):
+        choose({}, {})
+
+
+def test_the_variants_are_judged_on_validation_and_include_the_book_choice(script):
+    text = SCRIPT.read_text(encoding="utf-8")
+    assert "load_mnist" not in text and "x_test" not in text and "val_size=10_000" in text
+    variants = script["VARIANTS"]
+    assert variants["dropout 0.5"] == (script["CHOSEN_ARCH"], script["TRAINING"])
+    assert sum("repeat" in name for name in variants) == 1
+    assert script["main"](["--list"]) is None                     # lists without training
+    with pytest.raises(SystemExit):
+        script["main"](["--shard", "3/2"])
