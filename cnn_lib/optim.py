@@ -179,9 +179,10 @@ class Adam(Optimizer):
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t       # the bias corrections
         for k, p, g in self._pairs(grads):
             m, v = self.m[k], self.v[k]
+            dtype = np.result_type(p, g)
             tmp = self._scratch.get(k)                   # one work array per parameter, reused:
-            if tmp is None or tmp.dtype != np.result_type(p, g):   # no new array at each step
-                tmp = self._scratch[k] = np.empty(p.shape, dtype=np.result_type(p, g))
+            if tmp is None or tmp.dtype != dtype:        # no new array at each step
+                tmp = self._scratch[k] = np.empty(p.shape, dtype=dtype)
             m *= b1
             m += np.multiply(g, 1 - b1, out=tmp)         # m <- b1 m + (1 - b1) g
             v *= b2
