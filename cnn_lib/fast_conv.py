@@ -27,7 +27,8 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    the GIL, so plain Python threads run the chunks in parallel (:func:`parallel_map`,
    :func:`set_num_threads`). While they run, each thread asks OpenBLAS (NumPy's BLAS in the
    Linux and Windows wheels) to do its products on a single thread: otherwise every small
-   product wakes OpenBLAS's own threads and the cores are oversubscribed.
+   product wakes OpenBLAS's own threads and the cores are oversubscribed. A network's whole
+   pass runs that way (:func:`one_blas_thread`, used by :class:`cnn_lib.Sequential`).
 
 Max pooling gets the same treatment in a smaller way (:func:`maxpool2d_forward`): the readable
 version compares every input with the window's maximum again in backward to find where the
@@ -41,8 +42,9 @@ compare the two with each other and with the loops of :func:`cnn_lib.functional.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -54,7 +56,8 @@ __all__ = [
     "FastConvCache", "ChunkCache", "conv2d_forward", "conv2d_backward",
     "conv2d_forward_chunk", "conv2d_backward_chunk", "chunks", "parallel_map",
     "set_num_threads", "get_num_threads", "CHUNK", "CHUNK_POSITIONS", "FULL_UNROLL_BELOW",
-    "FastPoolCache", "maxpool2d_forward", "maxpool2d_backward",
+    "FastPoolCache", "maxpool2d_forward", "maxpool2d_backward", "one_blas_thread",
+    "openblas_set_local_threads",
 ]
 
 
@@ -94,7 +97,7 @@ def _pad(x, ph, pw):
 # The fast convolution cuts a batch into chunks of at most CHUNK images (so that the
 # unrolled input stays in cache) and, like PyTorch, spreads the chunks over the cores.
 # NumPy's matrix products and copies release the GIL, so plain threads run them in
-# parallel: the calling thread takes every T-th chunk and T - 1 pool workers the others.
+# parallel: the calling thread takes every T-th chunk and T - 1 helper threads the others.
 # Chunks are cut the same way whatever the number of threads, so results do not depend on it.
 #
 # While they run, each of those threads asks OpenBLAS (NumPy's BLAS in the Linux and
@@ -102,16 +105,18 @@ def _pad(x, ph, pw):
 # wakes OpenBLAS's own threads, the cores are oversubscribed and a training step is ~30%
 # slower. The setting is thread-local and the calling thread's is restored afterwards, so
 # the rest of the program is not affected. With another BLAS this step is skipped.
+# Sequential runs its whole forward and backward pass inside one_blas_thread(), so that the
+# dense layers' products do not wake OpenBLAS's threads either.
 CHUNK = 16
 CHUNK_POSITIONS = 24 * 24
 FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
 _num_threads = max(1, min(2, os.cpu_count() or 1))
-_pool = None
 
 
-def _openblas_set_local_threads():
+def openblas_set_local_threads():
     """``openblas_set_num_threads_local`` of the OpenBLAS NumPy has loaded, or ``None``
-    (another BLAS, or an OpenBLAS older than 0.3.27)."""
+    (another BLAS, or an OpenBLAS older than 0.3.27). Called with ``n``, it sets the number
+    of BLAS threads of the calling thread and returns the previous number."""
     import ctypes
     import glob
 
@@ -137,20 +142,88 @@ def _openblas_set_local_threads():
 _blas_local = None
 
 
-def _init_worker():
-    if _blas_local:
-        _blas_local(1)
+def _blas_one_thread():
+    """Asks OpenBLAS to use one thread in the calling thread; returns the previous setting
+    (``None`` with another BLAS)."""
+    global _blas_local
+    if _blas_local is None:
+        _blas_local = openblas_set_local_threads() or False
+    return _blas_local(1) if _blas_local else None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """While inside, NumPy's matrix products in the calling thread use one BLAS thread (with
+    OpenBLAS; nothing changes with another BLAS). :class:`cnn_lib.Sequential` computes its
+    passes inside: its threads are cnn_lib's own (:func:`parallel_map`), and a BLAS library's
+    threads, woken by the dense layers' products, keep spinning on the cores for a while after
+    each product and slow those threads down (a training step of the seed network took
+    2.7-4.6 ms with them, 2.6-2.8 ms without, measured on 2 cores)."""
+    previous = _blas_one_thread()
+    try:
+        yield
+    finally:
+        if previous is not None:
+            _blas_local(previous)
+
+
+class _Worker(threading.Thread):
+    """A helper thread of :func:`parallel_map`, woken by a lock: a lock handed from one thread
+    to the other is the cheapest wake-up Python has (about 15 us here, against 40-50 us for a
+    ``concurrent.futures`` pool's futures, and a training step hands work over 4 or 5 times)."""
+
+    def __init__(self):
+        super().__init__(name="cnn_lib", daemon=True)
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job = self._result = None
+        self.start()
+
+    def run(self):
+        _blas_one_thread()
+        while True:
+            self._go.acquire()                            # wait for work
+            fn, items = self._job
+            try:
+                self._result = ([fn(item) for item in items], None)
+            except BaseException as error:                # handed to the caller, raised there
+                self._result = (None, error)
+            self._done.release()
+
+    def submit(self, fn, items):
+        self._job = (fn, items)
+        self._go.release()
+
+    def result(self):
+        self._done.acquire()
+        (out, error), self._job, self._result = self._result, None, None
+        if error is not None:
+            raise error
+        return out
+
+
+_workers = []
+_busy = threading.Lock()          # one parallel_map at a time; another thread's call runs serially
+
+
+def _forget_workers():            # after fork(): the child has no helper threads
+    global _busy
+    _workers.clear()
+    _busy = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def set_num_threads(n):
-    """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores)."""
-    global _num_threads, _pool
+    """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores).
+    With 1, the calling thread does everything (and its matrix products use one BLAS thread)."""
+    global _num_threads
     n = int(n)
     if n < 1:
         raise ValueError(f"the number of threads must be at least 1, got {n}")
-    if _pool is not None and n != _num_threads:
-        _pool.shutdown(wait=True)
-        _pool = None
     _num_threads = n
 
 
@@ -161,24 +234,38 @@ def get_num_threads():
 
 def parallel_map(fn, items):
     """``[fn(item) for item in items]``, the items dealt out round-robin to the calling
-    thread and the pool's workers when there is more than one item and more than one thread."""
-    global _pool, _blas_local
-    T = min(_num_threads, len(items))
-    if T == 1:
+    thread and helper threads when there is more than one item and more than one thread.
+    The calling thread's matrix products use one BLAS thread meanwhile (and also when it
+    works alone: a BLAS library's own threads on these small products cost more than they
+    give). A call made while another is running (from another thread, or from ``fn``) runs
+    serially in its caller."""
+    T = max(1, min(_num_threads, len(items)))
+    if T == 1 or not _busy.acquire(blocking=False):
         return [fn(item) for item in items]
-    if _blas_local is None:
-        _blas_local = _openblas_set_local_threads() or False
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="cnn_lib", initializer=_init_worker)
-    futures = [_pool.submit(lambda group: [fn(item) for item in group], items[t::T]) for t in range(1, T)]
-    previous = _blas_local(1) if _blas_local else None   # no BLAS threads while the workers run
     try:
-        groups = [[fn(item) for item in items[0::T]]]
+        while len(_workers) < T - 1:
+            _workers.append(_Worker())
+        for t in range(1, T):
+            _workers[t - 1].submit(fn, items[t::T])
+        previous = _blas_one_thread()
+        groups, error = [], None
+        try:
+            groups.append([fn(item) for item in items[0::T]])
+        except BaseException as e:                      # still wait for the helpers
+            error = e
+        finally:
+            if previous is not None:
+                _blas_local(previous)
+        for t in range(1, T):
+            try:
+                groups.append(_workers[t - 1].result())
+            except BaseException as e:
+                error = error or e
+        if error is not None:
+            raise error
+        return [groups[i % T][i // T] for i in range(len(items))]
     finally:
-        if previous is not None:
-            _blas_local(previous)
-    groups += [f.result() for f in futures]
-    return [groups[i % T][i // T] for i in range(len(items))]
+        _busy.release()
 
 
 def chunks(N, positions=None):

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import fast_conv
 from . import functional as F
 from .atomic import atomic_write
 from .layers import Arctan, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
@@ -119,8 +120,9 @@ class Sequential:
             x = np.asarray(x)
             shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
             return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
-        for layer in self.layers.values():
-            x = layer.forward(x, train)
+        with fast_conv.one_blas_thread():        # cnn_lib's threads, not the BLAS library's
+            for layer in self.layers.values():
+                x = layer.forward(x, train)
         return x
 
     __call__ = forward
@@ -130,8 +132,9 @@ class Sequential:
         Returns ``dL/dx`` for the input when ``need_dx`` (else ``None``: the first
         layer then skips that work)."""
         layers = list(self.layers.values())
-        for k in range(len(layers) - 1, -1, -1):
-            dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
+        with fast_conv.one_blas_thread():
+            for k in range(len(layers) - 1, -1, -1):
+                dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
         return dy
 
     def predict_proba(self, x, batch_size=256):

@@ -266,6 +266,67 @@ def test_conv2d_does_not_depend_on_the_number_of_threads(unroll):
     assert F.get_num_threads() == before
 
 
+def test_parallel_map_keeps_order_and_passes_errors_on():
+    before = F.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            F.set_num_threads(n)
+            assert fast_conv.parallel_map(lambda i: i * i, list(range(7))) == [i * i for i in range(7)]
+            assert fast_conv.parallel_map(lambda i: i, []) == []
+            for bad in (0, 1, 6):                       # the caller's share, a helper's, the last one
+                def fn(i, bad=bad):
+                    if i == bad:
+                        raise KeyError(f"item {i}")
+                    return i
+                with pytest.raises(KeyError, match=f"item {bad}"):
+                    fast_conv.parallel_map(fn, list(range(7)))
+            # the helpers still work after an error; a call from inside a call runs serially
+            nested = fast_conv.parallel_map(lambda i: fast_conv.parallel_map(lambda j: i * 10 + j, [0, 1]), [1, 2, 3])
+            assert nested == [[10, 11], [20, 21], [30, 31]]
+    finally:
+        F.set_num_threads(before)
+
+
+def test_parallel_map_from_several_threads_at_once():
+    """Calls made at the same time from different threads all get their own, complete result."""
+    import threading
+    F.set_num_threads(2)
+    x, w, b, stride, padding = make_conv((40, 2, 3, 7, 6, 3, 3, 1, 1), seed=14)
+    want = F.conv2d(x, w, b, stride, padding)
+    results, errors = [None] * 6, []
+
+    def run(k):
+        try:
+            results[k] = F.conv2d(x, w, b, stride, padding)
+        except BaseException as e:        # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    for r in results:
+        assert_array_equal(r, want)
+
+
+def test_one_blas_thread_sets_and_restores_the_calling_threads_setting():
+    set_local = fast_conv.openblas_set_local_threads()   # returns the previous setting
+    if set_local is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with per-thread settings")
+    before = set_local(3)
+    try:
+        with fast_conv.one_blas_thread():
+            assert set_local(1) == 1                      # inside: one thread
+            with pytest.raises(KeyError):
+                with fast_conv.one_blas_thread():
+                    raise KeyError("passed on")
+            assert set_local(1) == 1                      # the inner one restored the outer's setting
+        assert set_local(3) == 3                          # outside: the setting from before
+    finally:
+        set_local(before)
+
+
 def test_conv2d_by_hand():
     # y[i, j] = sum_{u, v} w[u, v] x[i + u, j + v] + b
     x = np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]).reshape(1, 1, 3, 3)
