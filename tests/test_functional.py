@@ -139,12 +139,15 @@ def make_conv(case, seed=0, dtype=np.float64):
     return x, w, b, stride, padding
 
 
-@pytest.fixture(params=["rows", "windows"])
+@pytest.fixture(params=["rows", "rows stacked", "windows"])
 def unroll(request, monkeypatch):
-    """The fast convolution unrolls one kernel row at a time (``rows``) or, for inputs with
-    few channels, whole windows (``windows``): run a test under each strategy."""
-    monkeypatch.setattr(fast_conv, "FULL_UNROLL_BELOW", 0 if request.param == "rows" else 10**9)
-    return request.param
+    """The fast convolution unrolls the input along the kernel width (``rows``: then one
+    product per kernel row, or with few filters one product for all rows, ``rows stacked``)
+    or, for inputs with few channels, whole windows (``windows``): run a test under each
+    strategy. Returns the kind of chunk cache expected."""
+    monkeypatch.setattr(fast_conv, "FULL_UNROLL_BELOW", 10**9 if request.param == "windows" else 0)
+    monkeypatch.setattr(fast_conv, "STACK_ROWS_BELOW", 10**9 if request.param == "rows stacked" else 0)
+    return request.param.split()[0]
 
 
 @pytest.mark.parametrize("case", ALL_CONV_CASES, ids=conv_id)
@@ -325,6 +328,32 @@ def test_one_blas_thread_sets_and_restores_the_calling_threads_setting():
         assert set_local(3) == 3                          # outside: the setting from before
     finally:
         set_local(before)
+
+
+def test_workspace_is_reused_per_name_shape_dtype_and_thread():
+    import threading
+    a = fast_conv.workspace("test", (3, 4), np.float32)
+    assert a.shape == (3, 4) and a.dtype == np.float32
+    assert fast_conv.workspace("test", (3, 4), np.float32) is a
+    for other in (("test", (4, 3), np.float32), ("test", (3, 4), np.float64), ("other", (3, 4), np.float32)):
+        assert fast_conv.workspace(*other) is not a
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(fast_conv.workspace("test", (3, 4), np.float32)))
+    t.start()
+    t.join()
+    assert seen[0] is not a                          # each thread has its own
+
+
+def test_conv2d_backward_twice_gives_the_same_gradients(unroll):
+    """The stacked rows' backward reuses a scratch array whose zeros must stay zeros."""
+    for case in ((4, 3, 8, 9, 9, 5, 5, 1, 0), (4, 3, 8, 9, 9, 3, 3, 2, 1), (4, 3, 8, 9, 9, 5, 5, 1, 0)):
+        x, w, b, stride, padding = make_conv(case, seed=21)
+        dy = np.random.default_rng(22).standard_normal(F.conv2d(x, w, b, stride, padding).shape)
+        first = conv2d_backward_fast(dy, x, w, stride, padding)
+        second = conv2d_backward_fast(dy, x, w, stride, padding)
+        for a, b_, want in zip(first, second, F.conv2d_backward_naive(dy, x, w, stride, padding)):
+            assert_array_equal(a, b_)
+            assert_allclose(a, want, **TOL)
 
 
 def test_conv2d_by_hand():
