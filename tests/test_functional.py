@@ -356,6 +356,20 @@ def test_conv2d_backward_twice_gives_the_same_gradients(unroll):
             assert_allclose(a, want, **TOL)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_of_large_arrays_is_max_with_zero(dtype):
+    """Large float arrays go through a kept array of zeros: the same result as np.maximum(x, 0),
+    NaN, infinities and signed zeros included, at every call."""
+    x = np.random.default_rng(5).standard_normal((6, 8, 12, 12)).astype(dtype)
+    x.reshape(-1)[:4] = [np.nan, -np.inf, np.inf, -0.0]
+    for _ in range(2):
+        y = F.relu(x)
+        assert y.dtype == dtype and y is not x
+        assert_array_equal(y, np.maximum(x, 0))
+        assert np.signbit(y.reshape(-1)[3]) == np.signbit(np.maximum(x, 0).reshape(-1)[3])
+    assert_array_equal(F.relu(x[1:]), F.relu_naive(x[1:]))       # finite values: the loops agree
+
+
 def test_conv2d_by_hand():
     # y[i, j] = sum_{u, v} w[u, v] x[i + u, j + v] + b
     x = np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]).reshape(1, 1, 3, 3)
