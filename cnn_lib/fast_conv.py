@@ -160,7 +160,7 @@ def one_blas_thread():
     passes inside: its threads are cnn_lib's own (:func:`parallel_map`), and a BLAS library's
     threads, woken by the dense layers' products, keep spinning on the cores for a while after
     each product and slow those threads down (a training step of the seed network took
-    2.7-4.6 ms with them, 2.6-2.8 ms without, measured on 2 cores)."""
+    2.7-4.3 ms with them, 2.6-2.8 ms without, in five runs each on 2 cores)."""
     previous = _blas_one_thread()
     try:
         yield
@@ -171,8 +171,8 @@ def one_blas_thread():
 
 class _Worker(threading.Thread):
     """A helper thread of :func:`parallel_map`, woken by a lock: a lock handed from one thread
-    to the other is the cheapest wake-up Python has (about 15 us here, against 40-50 us for a
-    ``concurrent.futures`` pool's futures, and a training step hands work over 4 or 5 times)."""
+    to the other is the cheapest wake-up Python has (12-23 us here, against 40-50 us for a
+    ``concurrent.futures`` pool's futures; a training step hands work over 4 or 5 times)."""
 
     def __init__(self):
         super().__init__(name="cnn_lib", daemon=True)
@@ -221,7 +221,7 @@ if hasattr(os, "register_at_fork"):
 
 def set_num_threads(n):
     """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores).
-    With 1, the calling thread does everything (and its matrix products use one BLAS thread)."""
+    With 1, the calling thread does everything."""
     global _num_threads
     n = int(n)
     if n < 1:
@@ -237,10 +237,8 @@ def get_num_threads():
 def parallel_map(fn, items):
     """``[fn(item) for item in items]``, the items dealt out round-robin to the calling
     thread and helper threads when there is more than one item and more than one thread.
-    The calling thread's matrix products use one BLAS thread meanwhile (and also when it
-    works alone: a BLAS library's own threads on these small products cost more than they
-    give). A call made while another is running (from another thread, or from ``fn``) runs
-    serially in its caller."""
+    The calling thread's matrix products use one BLAS thread meanwhile. A call made while
+    another is running (from another thread, or from ``fn``) runs serially in its caller."""
     T = max(1, min(_num_threads, len(items)))
     if T == 1 or not _busy.acquire(blocking=False):
         return [fn(item) for item in items]
