@@ -27,8 +27,9 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    the GIL, so plain Python threads run the chunks in parallel (:func:`parallel_map`,
    :func:`set_num_threads`). While they run, each thread asks OpenBLAS (NumPy's BLAS in the
    Linux and Windows wheels) to do its products on a single thread: otherwise every small
-   product wakes OpenBLAS's own threads and the cores are oversubscribed. A network's whole
-   pass runs that way (:func:`one_blas_thread`, used by :class:`cnn_lib.Sequential`).
+   product wakes OpenBLAS's own threads and the cores are oversubscribed. A network with
+   convolutions runs its whole pass that way (:func:`one_blas_thread`, used by
+   :class:`cnn_lib.Sequential`).
 
 Max pooling gets the same treatment in a smaller way (:func:`maxpool2d_forward`): the readable
 version compares every input with the window's maximum again in backward to find where the
@@ -106,8 +107,8 @@ def _pad(x, ph, pw):
 # wakes OpenBLAS's own threads, the cores are oversubscribed and a training step is ~30%
 # slower. The setting is thread-local and the calling thread's is restored afterwards, so
 # the rest of the program is not affected. With another BLAS this step is skipped.
-# Sequential runs its whole forward and backward pass inside one_blas_thread(), so that the
-# dense layers' products do not wake OpenBLAS's threads either.
+# A Sequential with convolutions runs its whole forward and backward pass inside
+# one_blas_thread(), so that its dense layers' products do not wake OpenBLAS's threads either.
 CHUNK = 16
 CHUNK_POSITIONS = 24 * 24
 FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
@@ -156,8 +157,8 @@ def _blas_one_thread():
 @contextlib.contextmanager
 def one_blas_thread():
     """While inside, NumPy's matrix products in the calling thread use one BLAS thread (with
-    OpenBLAS; nothing changes with another BLAS). :class:`cnn_lib.Sequential` computes its
-    passes inside: its threads are cnn_lib's own (:func:`parallel_map`), and a BLAS library's
+    OpenBLAS; nothing changes with another BLAS). A :class:`cnn_lib.Sequential` with
+    convolutions computes its passes inside: its threads are cnn_lib's own (:func:`parallel_map`), and a BLAS library's
     threads, woken by the dense layers' products, keep spinning on the cores for a while after
     each product and slow those threads down (a training step of the seed network took
     2.7-4.3 ms with them, 2.6-2.8 ms without, in five runs each on 2 cores)."""

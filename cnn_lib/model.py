@@ -3,6 +3,7 @@ named parameters (``conv1.w``), and weights saved to ``.npz`` (never pickle)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from collections import OrderedDict
@@ -120,19 +121,28 @@ class Sequential:
             x = np.asarray(x)
             shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
             return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
-        with fast_conv.one_blas_thread():        # cnn_lib's threads, not the BLAS library's
+        with self._blas_threads():
             for layer in self.layers.values():
                 x = layer.forward(x, train)
         return x
 
     __call__ = forward
 
+    def _blas_threads(self):
+        """Where the passes run: with convolutions, which spread a batch over cnn_lib's own
+        threads, the BLAS library stays on one thread (:func:`cnn_lib.fast_conv.one_blas_thread`:
+        its threads, woken by the dense layers, would spin on the cores the convolutions use);
+        a network without them leaves its matrix products to the BLAS library's threads."""
+        if any(isinstance(layer, Conv2D) for layer in self.layers.values()):
+            return fast_conv.one_blas_thread()
+        return contextlib.nullcontext()
+
     def backward(self, dy, need_dx=False):
         """Back-propagates ``dy = dL/dlogits`` through every layer, filling their ``grads``.
         Returns ``dL/dx`` for the input when ``need_dx`` (else ``None``: the first
         layer then skips that work)."""
         layers = list(self.layers.values())
-        with fast_conv.one_blas_thread():
+        with self._blas_threads():
             for k in range(len(layers) - 1, -1, -1):
                 dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
         return dy

@@ -445,3 +445,39 @@ def test_zero_images_give_empty_results(shape):
     assert model.predict_proba(x).shape == (0, 10)
     from cnn_lib import predict
     assert predict(model, x).shape == (0,)
+
+
+def test_networks_with_convolutions_keep_the_blas_library_on_one_thread():
+    """With convolutions (cnn_lib's own threads) the passes run with one BLAS thread; an MLP
+    keeps the BLAS library's threads; the setting from before is restored after each pass."""
+    from cnn_lib import fast_conv
+    from cnn_lib.layers import Layer
+
+    set_local = fast_conv.openblas_set_local_threads()
+    if set_local is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with per-thread settings")
+    seen = []
+
+    class Probe(Layer):                                    # records the BLAS threads of its pass
+        def forward(self, x, train=True):
+            n = set_local(1)
+            set_local(n)
+            seen.append(n)
+            return x
+
+        def backward(self, dy, need_dx=True):
+            return self.forward(dy)
+
+    before = set_local(2)
+    try:
+        x = np.zeros((2, 1, 6, 6), np.float32)
+        with_conv = Sequential(Conv2D(1, 2, 3, rng=0), Probe(), Flatten(), Dense(32, 3, rng=0))
+        with_conv.backward(with_conv.forward(x))
+        assert seen == [1, 1]
+        seen.clear()
+        mlp = Sequential(Flatten(), Probe(), Dense(36, 3, rng=0))
+        mlp.backward(mlp.forward(x))
+        assert seen == [2, 2]
+        assert set_local(2) == 2                           # restored after the passes
+    finally:
+        set_local(before)
