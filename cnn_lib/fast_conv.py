@@ -134,7 +134,9 @@ def openblas_set_local_threads():
         candidates += glob.glob(pattern)
     for path in dict.fromkeys(candidates):
         try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+            # PyDLL: the call keeps the GIL. (Through CDLL it releases it, and a helper thread
+            # takes it for its own Python code: the 0.3 us call then took about 25 us.)
+            fn = ctypes.PyDLL(path).openblas_set_num_threads_local
         except (OSError, AttributeError):
             continue
         fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
