@@ -49,7 +49,7 @@ import threading
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .shapes import check_conv2d, check_pool2d, conv_output_size, pair
 
@@ -333,23 +333,32 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
     ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
     """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
+    return _forward_chunk(x, w, b, sh, sw, ph, pw, H_out, W_out, out)
+
+
+def _forward_chunk(x, w, b, sh, sw, ph, pw, H_out, W_out, out=None):
+    """:func:`conv2d_forward_chunk` once its arguments are checked (:func:`conv2d_forward`
+    checks them once for all the chunks)."""
     N, C = x.shape[:2]
     F, _, KH, KW = w.shape
     xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
+    s0, s1, s2, s3 = xp.strides
     if C * KW < FULL_UNROLL_BELOW:
         # Few input channels (the first layer): a kernel row alone would make products of
         # depth C*KW (5 for MNIST), too shallow to be fast. Unroll the whole window
-        # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW.
-        win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::sh, ::sw]  # (N, C, H_out, W_out, KH, KW)
-        cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))       # (N, C, KH, KW, H_out, W_out)
+        # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW:
+        # cols[n, c, kh, kw, i, j] = xp[n, c, i*sh + kh, j*sw + kw]
+        win = as_strided(xp, (N, C, KH, KW, H_out, W_out), (s0, s1, s2, s3, s2 * sh, s3 * sw))
+        cols = np.ascontiguousarray(win)                                    # (N, C, KH, KW, H_out, W_out)
         y3 = None if out is None else out.reshape(N, F, H_out * W_out)
         y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out), out=y3)
         y = y.reshape(N, F, H_out, W_out)
         if b is not None:
             y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
         return y, ChunkCache("windows", cols)
-    win = sliding_window_view(xp, KW, axis=3)[:, :, :, : (W_out - 1) * sw + 1 : sw]  # (N, C, Hp, W_out, KW)
-    cols = np.ascontiguousarray(win.transpose(0, 1, 4, 2, 3))               # (N, C, KW, Hp, W_out)
+    Hp = xp.shape[2]
+    # cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]
+    cols = np.ascontiguousarray(as_strided(xp, (N, C, KW, Hp, W_out), (s0, s1, s3, s2, s3 * sw)))
     y = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w)) if out is None else out
     if F >= STACK_ROWS_BELOW:
         # One batched product per kernel row kh: the rows kh, kh + sh, ... of cols form a
@@ -367,14 +376,13 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
         # Few filters: products of F rows are too thin to be fast. One product applies every
         # kernel row to every input row, Z[n, kh, f, h, j] = sum_{c,kw} w[f, c, kh, kw] cols[n, c, kw, h, j],
         # and y[n, f, i, j] = sum_kh Z[n, kh, f, i*sh + kh, j] (kernel row kh reads input row i*sh + kh).
-        Hp = cols.shape[3]
         wk = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(KH * F, C * KW)   # (KH*F, C*KW)
         Z = workspace("conv-rows", (N, KH * F, Hp * W_out), y.dtype)
         np.matmul(wk, cols.reshape(N, C * KW, Hp * W_out), out=Z)
-        Z = Z.reshape(N, KH, F, Hp, W_out)
-        np.copyto(y, Z[:, 0, :, 0 : (H_out - 1) * sh + 1 : sh])
-        for kh in range(1, KH):
-            y += Z[:, kh, :, kh : kh + (H_out - 1) * sh + 1 : sh]
+        z0, z1, z2, z3, z4 = Z.reshape(N, KH, F, Hp, W_out).strides
+        # the rows each output adds up, Zs[n, kh, f, i, j] = Z[n, kh, f, i*sh + kh, j], summed over kh
+        Zs = as_strided(Z, (N, KH, F, H_out, W_out), (z0, z1 + z3, z2, z3 * sh, z4))
+        np.add.reduce(Zs, axis=1, out=y)
     if b is not None:
         y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
     return y, ChunkCache("rows", cols)
@@ -431,7 +439,7 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
     # part reads (no work spent on the gradient of the zero padding).
     dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
-    dx, _ = conv2d_forward_chunk(dyp, w_flip, None, out=dx_out)                  # (N, C, H, W)
+    dx, _ = _forward_chunk(dyp, w_flip, None, 1, 1, 0, 0, H, W, out=dx_out)      # (N, C, H, W)
     return dx, dw, db
 
 
@@ -445,7 +453,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
-    caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, stride, padding, out=y[sl])[1],
+    caches = parallel_map(lambda sl: _forward_chunk(x[sl], w, b, sh, sw, ph, pw, H_out, W_out, out=y[sl])[1],
                           chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
     return y, FastConvCache("fast", x.shape, w, (sh, sw), (ph, pw), caches)
 
