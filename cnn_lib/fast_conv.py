@@ -301,16 +301,17 @@ def workspace(name, shape, dtype):
     and a fresh array that size costs more than its arithmetic on some machines: the C
     library hands big blocks back to the system when they are freed, so each new one
     page-faults (about 1 ms per 3 MB on a cloud VM; a chunk's product takes 0.2 ms).
-    At most 64 arrays are kept per thread."""
+    A thread keeps at most 64 arrays and 256 MB (then it forgets them all and starts again)."""
     arrays = getattr(_scratch, "arrays", None)
     if arrays is None:
         arrays = _scratch.arrays = {}
     key = (name, tuple(shape), np.dtype(dtype))
     a = arrays.get(key)
     if a is None:
-        if len(arrays) >= 64:
+        a = np.zeros(shape, dtype)
+        if len(arrays) >= 64 or sum(b.nbytes for b in arrays.values()) + a.nbytes > 256 * 2**20:
             arrays.clear()
-        a = arrays[key] = np.zeros(shape, dtype)
+        arrays[key] = a
     return a
 
 
@@ -432,7 +433,10 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     # Rows/columns of the padded input that no window reached get no gradient: pad the
     # far side of dy by that remainder so the full convolution has the padded size.
     rh, rw = (Hp - KH) % sh, (Wp - KW) % sw
-    dyp = np.zeros((N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dtype=dy.dtype)
+    # dy dilated and padded: a scratch array whose zeros are never written (the same entries
+    # receive dy every time), so they stay zeros from one call to the next
+    dyp = workspace(f"conv-dy-dilated {KH} {KW} {H_out} {W_out} {sh} {sw}",
+                    (N, F, (H_out - 1) * sh + 2 * KH - 1 + rh, (W_out - 1) * sw + 2 * KW - 1 + rw), dy.dtype)
     dyp[:, :, KH - 1 : KH - 1 + (H_out - 1) * sh + 1 : sh, KW - 1 : KW - 1 + (W_out - 1) * sw + 1 : sw] = dy
     w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, KH, KW)
     # The full convolution would give the gradient of the *padded* input (N, C, Hp, Wp);

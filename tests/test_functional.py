@@ -342,6 +342,11 @@ def test_workspace_is_reused_per_name_shape_dtype_and_thread():
     t.start()
     t.join()
     assert seen[0] is not a                          # each thread has its own
+    big = fast_conv.workspace("test big", (200, 2**20), np.uint8)             # 200 MB
+    assert fast_conv.workspace("test big", (200, 2**20), np.uint8) is big
+    other = fast_conv.workspace("test big 2", (100, 2**20), np.uint8)        # over 256 MB: starts again
+    assert fast_conv.workspace("test big", (200, 2**20), np.uint8) is not big
+    assert fast_conv.workspace("test big 2", (100, 2**20), np.uint8) is not other
 
 
 def test_conv2d_backward_twice_gives_the_same_gradients(unroll):
