@@ -316,7 +316,7 @@ def workspace(name, shape, dtype):
 
 
 # --------------------------------------------------------------------------- conv2d
-def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
+def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None):
     """Fast cross-correlation of one chunk; returns ``(y, cache)``, a :class:`ChunkCache`
     whose ``cols`` backward reuses.
 
@@ -332,14 +332,11 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None):
     reads (``Hp / H_out`` times the work: 1.2 for the seed network's second layer, more with a
     stride), and is still about 10% faster there; with 32 filters it is slower.
     ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
+    ``geometry``: ``(sh, sw, ph, pw, H_out, W_out)`` from :func:`cnn_lib.shapes.check_conv2d`
+    when the caller has checked the arguments already (:func:`conv2d_forward` does, once for
+    all its chunks); then ``stride`` and ``padding`` are not read.
     """
-    sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
-    return _forward_chunk(x, w, b, sh, sw, ph, pw, H_out, W_out, out)
-
-
-def _forward_chunk(x, w, b, sh, sw, ph, pw, H_out, W_out, out=None):
-    """:func:`conv2d_forward_chunk` once its arguments are checked (:func:`conv2d_forward`
-    checks them once for all the chunks)."""
+    sh, sw, ph, pw, H_out, W_out = geometry or check_conv2d(x, w, b, stride, padding)
     N, C = x.shape[:2]
     F, _, KH, KW = w.shape
     xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
@@ -443,7 +440,7 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
     # part reads (no work spent on the gradient of the zero padding).
     dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
-    dx, _ = _forward_chunk(dyp, w_flip, None, 1, 1, 0, 0, H, W, out=dx_out)      # (N, C, H, W)
+    dx, _ = conv2d_forward_chunk(dyp, w_flip, None, out=dx_out, geometry=(1, 1, 0, 0, H, W))  # (N, C, H, W)
     return dx, dw, db
 
 
@@ -457,7 +454,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
-    caches = parallel_map(lambda sl: _forward_chunk(x[sl], w, b, sh, sw, ph, pw, H_out, W_out, out=y[sl])[1],
+    geometry = (sh, sw, ph, pw, H_out, W_out)
+    caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, out=y[sl], geometry=geometry)[1],
                           chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
     return y, FastConvCache("fast", x.shape, w, (sh, sw), (ph, pw), caches)
 
