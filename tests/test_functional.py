@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cnn_lib import fast_conv
+from cnn_lib import fast_conv, shapes
 from cnn_lib import functional as F
 from cnn_lib import losses
 from cnn_lib.gradcheck import check_function
@@ -373,6 +373,19 @@ def test_relu_of_large_arrays_is_max_with_zero(dtype):
         assert_array_equal(y, np.maximum(x, 0))
         assert np.signbit(y.reshape(-1)[3]) == np.signbit(np.maximum(x, 0).reshape(-1)[3])
     assert_array_equal(F.relu(x[1:]), F.relu_naive(x[1:]))       # finite values: the loops agree
+
+
+def test_conv2d_forward_chunk_unrolls_into_cols_out(unroll):
+    x, w, b, stride, padding = make_conv((3, 2, 3, 9, 8, 3, 3, 2, 1), seed=23)
+    geometry = shapes.check_conv2d(x, w, b, stride, padding)
+    want_y, want = fast_conv.conv2d_forward_chunk(x, w, b, stride, padding)
+    cols = np.empty(fast_conv.unrolled_shape(x.shape, w.shape, geometry), dtype=x.dtype)
+    y, cache = fast_conv.conv2d_forward_chunk(x, w, b, geometry=geometry, cols_out=cols)
+    assert cache.kind == want.kind == unroll and cache.cols is cols
+    assert_array_equal(cols, want.cols)
+    assert_array_equal(y, want_y)
+    with pytest.raises(ValueError, match="cols_out must have the shape"):
+        fast_conv.conv2d_forward_chunk(x, w, b, stride, padding, cols_out=cols[:, :1])
 
 
 def test_conv2d_by_hand():
