@@ -330,9 +330,10 @@ def unrolled_shape(x_shape, w_shape, geometry):
 
 
 def _copy_into(out, view):
-    """``view`` copied into ``out`` (same shape), which is returned."""
-    if out.shape != view.shape:
-        raise ValueError(f"cols_out must have the shape {view.shape}, got {out.shape}")
+    """``view`` copied into ``out`` (a C-contiguous array of its shape and dtype), which is returned."""
+    if out.shape != view.shape or out.dtype != view.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"cols_out must be a C-contiguous {view.dtype} array of shape {view.shape}, "
+                         f"got {out.dtype} {out.shape}" + ("" if out.flags.c_contiguous else " (not contiguous)"))
     np.copyto(out, view)
     return out
 

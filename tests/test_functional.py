@@ -384,8 +384,9 @@ def test_conv2d_forward_chunk_unrolls_into_cols_out(unroll):
     assert cache.kind == want.kind == unroll and cache.cols is cols
     assert_array_equal(cols, want.cols)
     assert_array_equal(y, want_y)
-    with pytest.raises(ValueError, match="cols_out must have the shape"):
-        fast_conv.conv2d_forward_chunk(x, w, b, stride, padding, cols_out=cols[:, :1])
+    for bad in (cols[:, :1], cols.astype(np.float32), np.asfortranarray(cols)):
+        with pytest.raises(ValueError, match="cols_out must be a C-contiguous float64 array"):
+            fast_conv.conv2d_forward_chunk(x, w, b, stride, padding, cols_out=bad)
 
 
 def test_conv2d_by_hand():
