@@ -160,9 +160,9 @@ def _blas_one_thread():
 def one_blas_thread():
     """While inside, NumPy's matrix products in the calling thread use one BLAS thread (with
     OpenBLAS; nothing changes with another BLAS). A :class:`cnn_lib.Sequential` with
-    convolutions computes its passes inside: its threads are cnn_lib's own (:func:`parallel_map`), and a BLAS library's
-    threads, woken by the dense layers' products, keep spinning on the cores for a while after
-    each product and slow those threads down (a training step of the seed network took
+    convolutions computes its passes inside: its threads are cnn_lib's own (:func:`parallel_map`),
+    and a BLAS library's threads, woken by the dense layers' products, keep spinning on the cores
+    for a while after each product and slow those threads down (a training step of the seed network took
     2.7-4.3 ms with them, 2.6-2.8 ms without, in five runs each on 2 cores)."""
     previous = _blas_one_thread()
     try:
@@ -250,15 +250,12 @@ def parallel_map(fn, items):
             _workers.append(_Worker())
         for t in range(1, T):
             _workers[t - 1].submit(fn, items[t::T])
-        previous = _blas_one_thread()
         groups, error = [], None
         try:
-            groups.append([fn(item) for item in items[0::T]])
+            with one_blas_thread():
+                groups.append([fn(item) for item in items[0::T]])
         except BaseException as e:                      # still wait for the helpers
             error = e
-        finally:
-            if previous is not None:
-                _blas_local(previous)
         for t in range(1, T):
             try:
                 groups.append(_workers[t - 1].result())
