@@ -84,8 +84,7 @@ def cnn_lib_trainer(x, y, order):
     def run(batch_size):
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            loss, dlogits = cnn_lib.softmax_cross_entropy(model.forward(x[idx]), y[idx])
-            model.backward(dlogits)
+            model.train_step(x[idx], y[idx])      # forward, loss and backward (as cnn_lib.fit)
             opt.step(model.grads())
     return model, run
 

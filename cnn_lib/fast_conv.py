@@ -411,10 +411,14 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     """Backward of :func:`conv2d_forward_chunk` from its :class:`ChunkCache`.
 
     ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
-    kernel row ``kh`` saw. ``dx`` is the *full convolution* of ``dy`` with ``w``: ``dy``
-    dilated by the stride (``s - 1`` zeros between entries), padded by ``K - 1``, then
-    cross-correlated with the kernel flipped in both axes and with the roles of input
-    and output channels swapped.
+    kernel row ``kh`` saw (with few filters, one product for all kernel rows, as in the
+    forward). ``dx`` is the *full convolution* of ``dy`` with ``w``. With stride 1 it is
+    computed the way the forward is with few filters: ``dy``, padded and unrolled along the
+    kernel width, meets every kernel row in one product, and the rows of that product are
+    added with their shifts (only the rows and columns of the unpadded input are computed).
+    With a larger stride, ``dy`` is dilated by the stride (``s - 1`` zeros between entries),
+    padded by ``K - 1``, then cross-correlated by :func:`conv2d_forward_chunk` with the kernel
+    flipped in both axes and with the roles of input and output channels swapped.
     """
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     N, C, H, W = x_shape
@@ -447,6 +451,30 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
         raise ValueError(f"unknown kind of chunk cache {cache.kind!r}")
     if not need_dx:
         return None, dw, db
+    dx = np.empty((N, C, H, W), dtype=np.result_type(dy, w)) if dx_out is None else dx_out
+    if (sh, sw) == (1, 1):
+        # dx[n, c, h, t] = sum_{f, kh, kw} w[f, c, kh, kw] dy[n, f, h + ph - kh, t + pw - kw]: as in
+        # the forward with few filters, one product applies every kernel row to every row of dy,
+        # G[n, kh, c, i, t] = sum_{f, kw} w[f, c, kh, kw] dy[n, f, i, t + pw - kw], and the rows
+        # are added with their shifts, dx[n, c, h, t] = sum_kh G[n, kh, c, h + ph - kh, t].
+        # (Only the H x W inner part is computed: no work on the gradient of the padding.)
+        # dy with KW - 1 zero columns on each side, then unrolled along the kernel width:
+        # dycols[n, f, k, i, t] = dy[n, f, i, t + pw + k - (KW - 1)], with k = KW - 1 - kw
+        dyw = workspace(f"conv-dx-dyw {KW}", (N, F, H_out, W_out + 2 * (KW - 1)), dy.dtype)
+        dyw[:, :, :, KW - 1:KW - 1 + W_out] = dy      # the zero columns are never written: they stay zeros
+        s0, s1, s2, s3 = dyw.strides
+        dycols = np.ascontiguousarray(as_strided(dyw[:, :, :, pw:], (N, F, KW, H_out, W), (s0, s1, s3, s2, s3)))
+        wt = np.ascontiguousarray(w[:, :, :, ::-1].transpose(2, 1, 0, 3)).reshape(KH * C, F * KW)  # [(kh, c), (f, k)]
+        # G, written between KH - 1 zero rows above and below, so that every shifted row exists
+        R = H_out + 2 * (KH - 1)
+        Gp = workspace(f"conv-dx-G {KH} {W}", (N, KH * C, R, W), dx.dtype)
+        np.matmul(wt, dycols.reshape(N, F * KW, H_out * W),
+                  out=Gp[:, :, KH - 1:KH - 1 + H_out].reshape(N, KH * C, H_out * W))  # (N, KH*C, H_out*W)
+        g0, g1, g2, g3, g4 = Gp.reshape(N, KH, C, R, W).strides
+        # the rows each dx[n, c, h] adds up: Gs[n, kh, c, h, t] = Gp[n, kh*C + c, h + ph - kh + KH - 1, t]
+        Gs = as_strided(Gp[:, :, ph + KH - 1:], (N, KH, C, H, W), (g0, g1 - g3, g2, g3, g4))
+        np.add.reduce(Gs, axis=1, out=dx)
+        return dx, dw, db
     Hp, Wp = H + 2 * ph, W + 2 * pw
     # Rows/columns of the padded input that no window reached get no gradient: pad the
     # far side of dy by that remainder so the full convolution has the padded size.
@@ -461,14 +489,18 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     # only its inner H x W part is wanted, so feed it just the rows and columns of dyp that
     # part reads (no work spent on the gradient of the zero padding).
     dyp = dyp[:, :, ph : ph + H + KH - 1, pw : pw + W + KW - 1]
-    dx, _ = conv2d_forward_chunk(dyp, w_flip, None, out=dx_out, geometry=(1, 1, 0, 0, H, W))  # (N, C, H, W)
+    conv2d_forward_chunk(dyp, w_flip, None, out=dx, geometry=(1, 1, 0, 0, H, W))  # (N, C, H, W)
     return dx, dw, db
 
 
-def conv2d_forward(x, w, b, stride=1, padding=0):
+def conv2d_forward(x, w, b, stride=1, padding=0, keep_cache=True):
     """Fast cross-correlation of a batch, chunk by chunk (each chunk writes its part of ``y``).
 
     Same result as :func:`cnn_lib.functional.conv2d_forward` (up to the order of the sums).
+    With ``keep_cache=False`` (inference: no backward pass will follow) the cache is ``None``,
+    and each thread unrolls its chunks into the same scratch array (:func:`workspace`) instead
+    of a new array per chunk, whose memory the system would provide afresh at every call
+    (page faults): the same ``y``, bit for bit.
 
     Shapes: ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` or ``None``
     -> ``y (N, F, H_out, W_out)``, and a :class:`FastConvCache` for :func:`conv2d_backward`.
@@ -476,6 +508,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     y = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=np.result_type(x, w))
     geometry = (sh, sw, ph, pw, H_out, W_out)
+    if not keep_cache:
+        def one_chunk(sl):
+            shape = unrolled_shape((sl.stop - sl.start,) + x.shape[1:], w.shape, geometry)
+            cols = workspace("conv-cols-inference", shape, x.dtype)
+            conv2d_forward_chunk(x[sl], w, b, out=y[sl], geometry=geometry, cols_out=cols)
+        parallel_map(one_chunk, chunks(x.shape[0], H_out * W_out))
+        return y, None
     # When one thread does every chunk, the chunks unroll into one array for the whole batch:
     # with an array per chunk, all freed at once, the C library handed the memory back to the
     # system and every call page-faulted anew (1.5 instead of 0.7 ms at batch 32). With several

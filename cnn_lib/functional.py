@@ -262,7 +262,7 @@ def conv2d(x, w, b, stride=1, padding=0):
     b : (F,)
     y : (N, F, H_out, W_out), ``H_out = (H + 2*ph - KH) // sh + 1`` (same for W)
     """
-    return fast_conv.conv2d_forward(x, w, b, stride, padding)[0]
+    return fast_conv.conv2d_forward(x, w, b, stride, padding, keep_cache=False)[0]
 
 
 def conv2d_naive(x, w, b, stride=1, padding=0):

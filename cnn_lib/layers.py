@@ -134,8 +134,8 @@ class Conv2D(Layer):
         self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
 
     def forward(self, x, train=True):
-        y, cache = fast_conv.conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.padding)
-        self._cache = cache if train else None
+        y, self._cache = fast_conv.conv2d_forward(x, self.params["w"], self.params["b"], self.stride,
+                                                  self.padding, keep_cache=train)
         return y
 
     def backward(self, dy, need_dx=True):

@@ -15,6 +15,8 @@ __all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d"
 
 
 def _is_integer(value):
+    if type(value) is int:               # the common case first (a bool's type is bool, not int)
+        return True
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 

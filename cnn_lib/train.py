@@ -101,7 +101,9 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     """Trains ``model`` with softmax cross-entropy; returns the history.
 
     Each epoch visits every example once, in an order drawn from ``seed``; the same seed,
-    data and initial weights give the same weights bit for bit.
+    data and initial weights give the same weights bit for bit. Each step is
+    :meth:`cnn_lib.Sequential.train_step` (forward, loss and backward; on two cores, the two
+    halves of a batch side by side), then ``optimizer.step``.
 
     Parameters
     ----------
@@ -163,12 +165,10 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
                     xb = augment(xb, rng)
-                logits = model.forward(xb, train=True)
-                loss, dlogits = softmax_cross_entropy(logits, yb)
+                loss, logits = model.train_step(xb, yb)   # forward, loss, backward: fills the gradients
                 if not math.isfinite(loss):       # a scalar: free to check
                     raise FloatingPointError(_where(epoch, step, epochs, steps)
                                              + f"the loss is {loss}: " + _why_loss(xb, logits))
-                model.backward(dlogits)
                 for b, p in zip(before, params):
                     np.copyto(b, p)
                 optimizer.step(model.grads())

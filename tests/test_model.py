@@ -481,3 +481,122 @@ def test_networks_with_convolutions_keep_the_blas_library_on_one_thread():
         assert set_local(2) == 2                           # restored after the passes
     finally:
         set_local(before)
+
+
+# --------------------------------------------------------------------------- train_step: two halves
+def _batch(N, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((N, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, N)
+
+
+def _layer_by_layer(model, x, y):
+    """What train_step computes, through forward, the loss and backward."""
+    from cnn_lib.losses import softmax_cross_entropy
+    logits = model.forward(x, train=True)
+    loss, d = softmax_cross_entropy(logits, y)
+    model.backward(d)
+    return loss, logits, {k: g.copy() for k, g in model.grads().items()}
+
+
+@pytest.fixture
+def threads():
+    """Sets fast_conv's number of threads for a test, and restores it afterwards."""
+    from cnn_lib import fast_conv
+    before = fast_conv.get_num_threads()
+    yield fast_conv.set_num_threads
+    fast_conv.set_num_threads(before)
+
+
+@pytest.mark.parametrize("N", [32, 33, 64])
+def test_train_step_in_halves_equals_forward_loss_backward(N):
+    from cnn_lib import model as M
+    model = seed_network(3)
+    assert model._in_halves(N) and N >= M.HALVES_FROM
+    x, y = _batch(N)
+    loss_ref, logits_ref, grads_ref = _layer_by_layer(model, x, y)
+    before = model.state_dict()
+    loss, logits = model.train_step(x, y)
+    assert logits.shape == (N, 10)
+    assert_allclose(logits, logits_ref, rtol=1e-4, atol=1e-5)     # float32: sums in another order
+    assert loss == pytest.approx(loss_ref, rel=1e-6)
+    grads = model.grads()
+    assert list(grads) == list(grads_ref)
+    for k in grads:
+        assert grads[k].shape == grads_ref[k].shape and grads[k].dtype == np.float32
+        assert_allclose(grads[k], grads_ref[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for k, v in model.state_dict().items():                  # the parameters are not touched
+        assert_array_equal(v, before[k])
+    with pytest.raises(RuntimeError, match="before forward"):  # no stale cache is left behind
+        model.backward(np.zeros((N, 10), np.float32))
+
+
+def test_train_step_halves_do_not_depend_on_the_number_of_threads(threads):
+    model = seed_network(1)
+    x, y = _batch(64, seed=5)
+    results = []
+    for n in (1, 2, 2, 1):
+        threads(n)
+        loss, logits = model.train_step(x, y)
+        results.append((loss, logits, {k: g.copy() for k, g in model.grads().items()},
+                        model.forward(x, train=False)))
+    for loss, logits, grads, out in results[1:]:
+        assert loss == results[0][0]
+        assert_array_equal(logits, results[0][1])
+        for k, g in grads.items():
+            assert_array_equal(g, results[0][2][k])
+        assert_array_equal(out, results[0][3])
+
+
+def test_train_step_is_the_layer_by_layer_pass_when_halves_do_not_apply():
+    """Small batches, networks with dropout, networks without convolutions: the same numbers,
+    bit for bit, as forward, the loss and backward."""
+    cases = [(seed_network(0), 31),
+             (Sequential.from_spec([("conv", 4, 5), "relu", ("maxpool", 2), "flatten", ("dropout", 0.5),
+                                    ("dense", 10)], seed=2), 40),
+             (Sequential.from_spec(["flatten", ("dense", 32), "relu", ("dense", 10)], seed=2), 40)]
+    for model, N in cases:
+        assert not model._in_halves(N)
+        x, y = _batch(N, seed=N)
+        for layer in model.layers.values():                  # dropout: a mask from a fresh stream
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(7)
+        loss_ref, logits_ref, grads_ref = _layer_by_layer(model, x, y)
+        for layer in model.layers.values():                  # ... and the same mask again
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(7)
+        loss, logits = model.train_step(x, y)
+        assert loss == loss_ref
+        assert_array_equal(logits, logits_ref)
+        for k, g in model.grads().items():
+            assert_array_equal(g, grads_ref[k])
+
+
+def test_train_step_checks_its_labels():
+    model = seed_network(0)
+    x, y = _batch(32)
+    with pytest.raises(ValueError, match=r"labels of shape \(32,\)"):
+        model.train_step(x, y[:31])
+    y_bad = y.copy()
+    y_bad[-1] = 10                                         # in the second half: raised from its thread
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        model.train_step(x, y_bad)
+    with pytest.raises(ValueError, match="integer labels"):
+        model.train_step(x, y.astype(np.float32))
+
+
+def test_evaluation_in_halves_equals_the_layer_by_layer_pass():
+    model = seed_network(2)
+    x, _ = _batch(70, seed=3)
+    assert model._in_halves(70)
+    out = model.forward(x, train=False)
+    layers = list(model.layers.values())
+
+    def layer_by_layer(xs):
+        from cnn_lib import fast_conv
+        with fast_conv.one_blas_thread():                  # as Sequential runs its passes
+            for layer in layers:
+                xs = layer.forward(xs, train=False)
+        return xs
+    assert_array_equal(out, np.concatenate([layer_by_layer(x[:35]), layer_by_layer(x[35:])]))
+    assert_allclose(out, layer_by_layer(x), rtol=1e-4, atol=1e-5)   # whole batch: sums in another order
+    assert all(layer._cache is None for layer in layers)   # nothing kept for a backward pass
