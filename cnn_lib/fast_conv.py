@@ -515,11 +515,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0, keep_cache=True):
             conv2d_forward_chunk(x[sl], w, b, out=y[sl], geometry=geometry, cols_out=cols)
         parallel_map(one_chunk, chunks(x.shape[0], H_out * W_out))
         return y, None
-    # When one thread does every chunk, the chunks unroll into one array for the whole batch:
-    # with an array per chunk, all freed at once, the C library handed the memory back to the
-    # system and every call page-faulted anew (1.5 instead of 0.7 ms at batch 32). With several
+    # When one thread does every chunk (one thread, or a call made inside another parallel_map,
+    # as in each half of Sequential.train_step), the chunks unroll into one array for the whole
+    # batch: with an array per chunk, all freed at once, the C library handed the memory back to
+    # the system and every call page-faulted anew (1.5 instead of 0.7 ms at batch 32). With several
     # threads each chunk keeps its own array (the shared one made training steps 4% slower).
-    cols = np.empty(unrolled_shape(x.shape, w.shape, geometry), dtype=x.dtype) if _num_threads == 1 else None
+    serial = _num_threads == 1 or _busy.locked()
+    cols = np.empty(unrolled_shape(x.shape, w.shape, geometry), dtype=x.dtype) if serial else None
     caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, out=y[sl], geometry=geometry,
                                                           cols_out=None if cols is None else cols[sl])[1],
                           chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
