@@ -18,7 +18,10 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    ``"rows"`` or ``"windows"``).
 2. **Keep the unrolled input for backward.** ``dw`` is one product of ``dy`` with the same
    columns, so the backward pass never unrolls the input again; ``dx`` is the *full convolution*
-   of ``dy`` with the flipped kernel, computed by the same forward code.
+   of ``dy`` with the flipped kernel. With stride 1 it is computed like the forward with few
+   filters: ``dy`` unrolled along the kernel width meets every kernel row in one product, whose
+   rows are added with their shifts; with a larger stride, by the forward code itself, on ``dy``
+   dilated by the stride.
 3. **Chunks that fit in the cache.** A batch is cut into chunks of 16 images (more when the maps
    are small, see :func:`chunks`): the unrolled chunk stays in the processor's cache instead of
    making 40-60 MB temporaries. Chunks depend only on the shapes, never on the number of
@@ -29,7 +32,12 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    Linux and Windows wheels) to do its products on a single thread: otherwise every small
    product wakes OpenBLAS's own threads and the cores are oversubscribed. A network with
    convolutions runs its whole pass that way (:func:`one_blas_thread`, used by
-   :class:`cnn_lib.Sequential`).
+   :class:`cnn_lib.Sequential`). For training, :meth:`cnn_lib.Sequential.train_step` goes one
+   step further: each thread takes one half of the batch through the *whole* network, forward
+   and backward (data parallelism), so that the pooling, the dense layers and the loss run on
+   both cores too, and the threads meet once per step instead of at every convolution; inside
+   a half, the chunks run one after the other (a :func:`parallel_map` call made inside another
+   runs serially). Inference (``forward(x, train=False)``) cuts its batches in halves the same way.
 
 Max pooling gets the same treatment in a smaller way (:func:`maxpool2d_forward`): the readable
 version compares every input with the window's maximum again in backward to find where the
