@@ -600,3 +600,25 @@ def test_evaluation_in_halves_equals_the_layer_by_layer_pass():
     assert_array_equal(out, np.concatenate([layer_by_layer(x[:35]), layer_by_layer(x[35:])]))
     assert_allclose(out, layer_by_layer(x), rtol=1e-4, atol=1e-5)   # whole batch: sums in another order
     assert all(layer._cache is None for layer in layers)   # nothing kept for a backward pass
+
+
+def test_train_step_halves_run_on_two_threads(threads, monkeypatch):
+    """With 2 threads, each half's loss is computed on its own thread; with 1, both on the caller's."""
+    import threading
+    from cnn_lib import model as M
+    seen = []
+
+    def recording_loss(logits, y):
+        seen.append((threading.get_ident(), len(y)))
+        return M.softmax_cross_entropy.__wrapped__(logits, y)
+    recording_loss.__wrapped__ = M.softmax_cross_entropy
+    monkeypatch.setattr(M, "softmax_cross_entropy", recording_loss)
+    model = seed_network(0)
+    x, y = _batch(33)
+    for n, expected_threads in ((2, 2), (1, 1)):
+        threads(n)
+        seen.clear()
+        model.train_step(x, y)
+        assert sorted(size for _, size in seen) == [16, 17]            # two halves, 16 + 17 images
+        assert len({ident for ident, _ in seen}) == expected_threads
+        assert threading.get_ident() in {ident for ident, _ in seen}  # the caller takes one half
