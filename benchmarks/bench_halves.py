@@ -1,25 +1,32 @@
-"""Where the two cores go in a training step (prints figures; not a test).
+"""Where the second core goes in a training step (prints figures; not a test).
 
     python benchmarks/bench_halves.py            # batch 32: halves of 16 images
     python benchmarks/bench_halves.py --batch 128
 
 ``Sequential.train_step`` cuts a batch in two halves and takes each through the whole network
-on its own thread. This script times one half's forward, loss and backward (the seed network,
-real MNIST images) three ways:
+on its own thread; both halves start together at every step. This script times one half's
+forward, loss and backward (the seed network, real MNIST images; the median over ``--steps``
+passes, each timed on its own):
 
-1. alone, in this process, on one thread;
-2. in two separate processes at the same time (each process one half): what the two cores
-   give when nothing is shared but the machine (caches, memory);
-3. as ``train_step`` runs it: two threads of one process, one half each.
+1. alone, on one thread: what one core does;
+2. two halves in two separate processes, free-running: nothing is shared but the machine, and
+   the two loops drift apart, so that one computes while the other copies memory;
+3. the same two processes, started together at every pass (a barrier before each): the halves
+   now do the same thing at the same time, as in a training step, and compete for the memory
+   system;
+4. two threads of one process, started together at every pass: what ``train_step`` does. On top
+   of (3), the threads share Python's global interpreter lock, which every NumPy call gives back
+   while it computes and must take again when it returns.
 
-If (2) is close to (1) and (3) is slower, the difference is what the threads share in one
-process: Python's global interpreter lock, which every NumPy call takes back when it returns.
+The differences (3) - (1) and (4) - (3) show how much of the loss is the machine's and how much
+is the lock's.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import threading
 import time
 
 import numpy as np
@@ -28,32 +35,44 @@ import cnn_lib
 from cnn_lib import fast_conv
 
 
-def _setup(n, seed=0):
+def _setup(n, seed):
     x_train, y_train, _, _ = cnn_lib.load_mnist(progress=False)
     order = np.random.default_rng(seed).permutation(len(x_train))
-    model = cnn_lib.seed_network(0)
     batches = [(x_train[order[i:i + n]], y_train[order[i:i + n]]) for i in range(0, 200 * n, n)]
-    return model, batches
+    return cnn_lib.seed_network(0), batches
 
 
-def _one_half(model, batches, steps):
-    """Seconds per layer-by-layer pass (forward, loss, backward) of one half, on this thread."""
-    loss = cnn_lib.softmax_cross_entropy
+def _passes(model, batches, steps, barrier=None):
+    """Median seconds of one layer-by-layer pass (forward, loss, backward) of a half, on this thread;
+    with a barrier, every pass waits for the other half first (not timed)."""
+    loss, times = cnn_lib.softmax_cross_entropy, []
     with fast_conv.one_blas_thread():
-        for x, y in batches[:20]:                                   # warm-up
-            model.backward(loss(model.forward(x), y)[1])
-        start = time.perf_counter()
-        for k in range(steps):
+        for k in range(steps + 20):                                  # the first 20: warm-up
+            if barrier is not None:
+                barrier.wait()
+            start = time.perf_counter()
             x, y = batches[k % len(batches)]
             model.backward(loss(model.forward(x), y)[1])
-        return (time.perf_counter() - start) / steps
+            times.append(time.perf_counter() - start)
+    return float(np.median(times[20:]))
 
 
-def _process(n, steps, barrier, out):
+def _process(n, steps, seed, barrier, out):
     fast_conv.set_num_threads(1)
-    model, batches = _setup(n, seed=len(out))
-    barrier.wait()
-    out.append(_one_half(model, batches, steps))
+    model, batches = _setup(n, seed)
+    out.append(_passes(model, batches, steps, barrier))
+
+
+def _two_processes(n, steps, lockstep):
+    with mp.Manager() as manager:
+        out, barrier = manager.list(), manager.Barrier(2) if lockstep else None
+        procs = [mp.get_context("spawn").Process(target=_process, args=(n, steps, seed, barrier, out))
+                 for seed in (0, 1)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return list(out)
 
 
 def main():
@@ -64,30 +83,26 @@ def main():
     n, steps = args.batch // 2, args.steps
 
     fast_conv.set_num_threads(1)
-    model, batches = _setup(n)
-    alone = _one_half(model, batches, steps)
-
-    with mp.Manager() as manager:
-        out, barrier = manager.list(), manager.Barrier(2)
-        procs = [mp.get_context("spawn").Process(target=_process, args=(n, steps, barrier, out)) for _ in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        two_processes = list(out)
-
-    # train_step's way: the calling thread and fast_conv's helper thread, one half each, inside
-    # one parallel_map (so that the convolutions inside each half run their chunks serially)
+    model, batches = _setup(n, 0)
+    alone = _passes(model, batches, steps)
+    free = _two_processes(n, steps, lockstep=False)
+    together = _two_processes(n, steps, lockstep=True)
+    # train_step's way: the calling thread and fast_conv's helper thread, one half each, inside one
+    # parallel_map (so that the convolutions inside each half run their chunks one after the other)
     fast_conv.set_num_threads(2)
-    second, second_batches = _setup(n, seed=1)
-    times = fast_conv.parallel_map(lambda job: _one_half(*job, steps), [(model, batches), (second, second_batches)])
+    second, second_batches = _setup(n, 1)
+    barrier = threading.Barrier(2)
+    threads = fast_conv.parallel_map(lambda job: _passes(*job, steps, barrier),
+                                     [(model, batches), (second, second_batches)])
 
-    ms = lambda t: f"{t * 1e3:.2f} ms"
-    print(f"one half ({n} images): forward, loss and backward of the seed network")
-    print(f"  alone, one thread:                {ms(alone)}")
-    print(f"  two processes at the same time:   {', '.join(ms(t) for t in two_processes)}")
-    print(f"  two threads of one process:       {', '.join(ms(t) for t in times)}")
-    print(f"  threads / alone: {np.mean(times) / alone:.2f}; processes / alone: {np.mean(two_processes) / alone:.2f}")
+    def show(label, times):
+        print(f"  {label:48s} {', '.join(f'{t * 1e3:.2f}' for t in times)} ms"
+              f"  ({np.mean(times) / alone:.2f}x alone)")
+    print(f"one half ({n} images): forward, loss and backward of the seed network, median of {steps} passes")
+    show("1. alone, one thread:", [alone])
+    show("2. two processes, free-running:", free)
+    show("3. two processes, started together at each pass:", together)
+    show("4. two threads, started together (train_step):", threads)
 
 
 if __name__ == "__main__":
