@@ -28,11 +28,10 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    threads, so the results are bit-for-bit the same with 1, 2 or more threads.
 4. **Threads, and BLAS told to stay out of the way.** NumPy's matrix products and copies release
    the GIL, so plain Python threads run the chunks in parallel (:func:`parallel_map`,
-   :func:`set_num_threads`). While they run, each thread asks OpenBLAS (NumPy's BLAS in the
-   Linux and Windows wheels) to do its products on a single thread: otherwise every small
-   product wakes OpenBLAS's own threads and the cores are oversubscribed. A network with
-   convolutions runs its whole pass that way (:func:`one_blas_thread`, used by
-   :class:`cnn_lib.Sequential`). For training, :meth:`cnn_lib.Sequential.train_step` goes one
+   :func:`set_num_threads`). While they run, OpenBLAS (NumPy's BLAS in the Linux and Windows
+   wheels) is asked to do its products on a single thread: otherwise every small product wakes
+   OpenBLAS's own threads and the cores are oversubscribed. A network with convolutions runs
+   its whole pass that way (:func:`one_blas_thread`, used by :class:`cnn_lib.Sequential`). For training, :meth:`cnn_lib.Sequential.train_step` goes one
    step further: each thread takes one half of the batch through the *whole* network, forward
    and backward (data parallelism), so that the pooling, the dense layers and the loss run on
    both cores too, and the threads meet once per step instead of at every convolution; inside
@@ -110,11 +109,14 @@ def _pad(x, ph, pw):
 # parallel: the calling thread takes every T-th chunk and T - 1 helper threads the others.
 # Chunks are cut the same way whatever the number of threads, so results do not depend on it.
 #
-# While they run, each of those threads asks OpenBLAS (NumPy's BLAS in the Linux and
-# Windows wheels) to do its matrix products on one thread: otherwise every small product
-# wakes OpenBLAS's own threads, the cores are oversubscribed and a training step is ~30%
-# slower. The setting is thread-local and the calling thread's is restored afterwards, so
-# the rest of the program is not affected. With another BLAS this step is skipped.
+# While they run, OpenBLAS (NumPy's BLAS in the Linux and Windows wheels) is asked to do its
+# matrix products on one thread: otherwise every small product wakes OpenBLAS's own threads,
+# the cores are oversubscribed and a training step is ~30% slower. Its setter,
+# openblas_set_num_threads_local, is meant for the calling thread only, but in the OpenBLAS
+# that NumPy 2.4 ships (0.3.31) it changes the setting of the whole process (a thread that
+# never called it multiplies on one thread too). So the setting is made around the whole parallel region, before the helpers
+# start and restored only after they have all finished, and each helper also sets it for its
+# job (which is what a per-thread setting would need). With another BLAS this step is skipped.
 # A Sequential with convolutions runs its whole forward and backward pass inside
 # one_blas_thread(), so that its dense layers' products do not wake OpenBLAS's threads either.
 CHUNK = 16
@@ -127,7 +129,8 @@ _num_threads = max(1, min(2, os.cpu_count() or 1))
 def openblas_set_local_threads():
     """``openblas_set_num_threads_local`` of the OpenBLAS NumPy has loaded, or ``None``
     (another BLAS, or an OpenBLAS older than 0.3.27). Called with ``n``, it sets the number
-    of BLAS threads of the calling thread and returns the previous number."""
+    of BLAS threads and returns the previous number: of the calling thread, says OpenBLAS's
+    documentation; of the whole process, in the OpenBLAS 0.3.31 of NumPy 2.4's wheels."""
     import ctypes
     import glob
 
@@ -156,8 +159,8 @@ _blas_local = None
 
 
 def _blas_one_thread():
-    """Asks OpenBLAS to use one thread in the calling thread; returns the previous setting
-    (``None`` with another BLAS)."""
+    """Asks OpenBLAS to use one thread (see :func:`openblas_set_local_threads`); returns the
+    previous setting (``None`` with another BLAS)."""
     global _blas_local
     if _blas_local is None:
         _blas_local = openblas_set_local_threads() or False
@@ -166,8 +169,10 @@ def _blas_one_thread():
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """While inside, NumPy's matrix products in the calling thread use one BLAS thread (with
-    OpenBLAS; nothing changes with another BLAS). A :class:`cnn_lib.Sequential` with
+    """While inside, NumPy's matrix products use one BLAS thread (with OpenBLAS; nothing
+    changes with another BLAS), and the previous setting is restored on the way out. (Meant
+    for the calling thread; in NumPy 2.4's OpenBLAS the setting holds for every thread of the
+    process, see :func:`openblas_set_local_threads`.) A :class:`cnn_lib.Sequential` with
     convolutions computes its passes inside: its threads are cnn_lib's own (:func:`parallel_map`),
     and a BLAS library's threads, woken by the dense layers' products, keep spinning on the cores
     for a while after each product and slow those threads down (a training step of the seed network took
@@ -194,12 +199,12 @@ class _Worker(threading.Thread):
         self.start()
 
     def run(self):
-        _blas_one_thread()
         while True:
             self._go.acquire()                            # wait for work
             fn, items = self._job
             try:
-                self._result = ([fn(item) for item in items], None)
+                with one_blas_thread():                   # for this job (restored before _done)
+                    self._result = ([fn(item) for item in items], None)
             except BaseException as error:                # handed to the caller, raised there
                 self._result = (None, error)
             self._done.release()
@@ -232,7 +237,7 @@ if hasattr(os, "register_at_fork"):
 
 def set_num_threads(n):
     """Number of threads the fast convolution spreads a batch over (default: 2 or fewer cores).
-    With 1, the calling thread does everything."""
+    With 1, the calling thread does everything, its matrix products on one BLAS thread: one core."""
     global _num_threads
     n = int(n)
     if n < 1:
@@ -248,27 +253,37 @@ def get_num_threads():
 def parallel_map(fn, items):
     """``[fn(item) for item in items]``, the items dealt out round-robin to the calling
     thread and helper threads when there is more than one item and more than one thread.
-    The calling thread's matrix products use one BLAS thread meanwhile. A call made while
-    another is running (from another thread, or from ``fn``) runs serially in its caller."""
+    Matrix products use one BLAS thread meanwhile (:func:`one_blas_thread`, set before the
+    helpers start and restored after they have all finished), also when the calling thread
+    works alone: with ``set_num_threads(1)`` a convolution runs on one core. (Otherwise
+    OpenBLAS may run a product on its own threads, which then keep spinning for a while after
+    it and slow down whatever runs next on the other core: with the setting restored as soon
+    as the calling thread had done its share, a two-thread convolution was, in some runs, no
+    faster than a one-thread one.) A call made while another is running (from another thread,
+    or from ``fn``) runs serially in its caller."""
     T = max(1, min(_num_threads, len(items)))
     if T == 1 or not _busy.acquire(blocking=False):
-        return [fn(item) for item in items]
+        with one_blas_thread():
+            return [fn(item) for item in items]
     try:
-        while len(_workers) < T - 1:
-            _workers.append(_Worker())
-        for t in range(1, T):
-            _workers[t - 1].submit(fn, items[t::T])
-        groups, error = [], None
-        try:
-            with one_blas_thread():
-                groups.append([fn(item) for item in items[0::T]])
-        except BaseException as e:                      # still wait for the helpers
-            error = e
-        for t in range(1, T):
+        # One BLAS thread from before the helpers start until they have all finished: the
+        # setting may be the whole process's (see openblas_set_local_threads), and restored
+        # while a helper still computes, it let OpenBLAS's threads wake and spin beside it.
+        with one_blas_thread():
+            while len(_workers) < T - 1:
+                _workers.append(_Worker())
+            for t in range(1, T):
+                _workers[t - 1].submit(fn, items[t::T])
+            groups, error = [], None
             try:
-                groups.append(_workers[t - 1].result())
-            except BaseException as e:
-                error = error or e
+                groups.append([fn(item) for item in items[0::T]])
+            except BaseException as e:                  # still wait for the helpers
+                error = e
+            for t in range(1, T):
+                try:
+                    groups.append(_workers[t - 1].result())
+                except BaseException as e:
+                    error = error or e
         if error is not None:
             raise error
         return [groups[i % T][i // T] for i in range(len(items))]

@@ -290,6 +290,34 @@ def test_parallel_map_keeps_order_and_passes_errors_on():
         F.set_num_threads(before)
 
 
+def test_parallel_map_keeps_one_blas_thread_until_every_thread_is_done():
+    """Every item of a parallel_map, the last one of a slow helper included, runs with one BLAS
+    thread, and the setting from before is restored after the call. (In NumPy 2.4's OpenBLAS the
+    setting is the whole process's: restored as soon as the calling thread had done its share,
+    it let a helper that was still computing multiply on OpenBLAS's threads.)"""
+    import time
+    set_local = fast_conv.openblas_set_local_threads()
+    if set_local is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with a thread setter")
+
+    def blas_threads(item):
+        if item == 1:
+            time.sleep(0.2)                            # the helper's item ends well after the caller's
+        n = set_local(1)
+        set_local(n)
+        return n
+
+    before, threads = set_local(3), F.get_num_threads()
+    try:
+        for n in (2, 1):
+            F.set_num_threads(n)
+            assert fast_conv.parallel_map(blas_threads, [0, 1]) == [1, 1]
+            assert set_local(3) == 3                   # restored after the call
+    finally:
+        set_local(before)
+        F.set_num_threads(threads)
+
+
 def test_parallel_map_from_several_threads_at_once():
     """Calls made at the same time from different threads all get their own, complete result."""
     import threading
