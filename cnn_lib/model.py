@@ -132,7 +132,7 @@ class Sequential:
             shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
             return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
         layers = list(self.layers.values())
-        if not train and self._in_halves(len(x)):
+        if not train and self.runs_in_halves(len(x)):
             # In evaluation the layers keep nothing (each sets its cache to None), so the two
             # halves of the batch can go through the same layers at once (see train_step).
             def half(xs):
@@ -149,10 +149,10 @@ class Sequential:
 
     __call__ = forward
 
-    def _in_halves(self, N):
+    def runs_in_halves(self, N):
         """Whether :meth:`train_step` and :meth:`forward` in evaluation cut a batch of ``N``
-        images in two halves: with at least :data:`HALVES_FROM` images, when every layer treats
-        each image on its own and there is a convolution (see :meth:`train_step`)."""
+        images in two halves, one per thread: with at least :data:`HALVES_FROM` images, when
+        every layer treats each image on its own and there is a convolution (see :meth:`train_step`)."""
         layers = self.layers.values()
         return (N >= HALVES_FROM and all(type(layer) in _PER_IMAGE for layer in layers)
                 and any(isinstance(layer, Conv2D) for layer in layers))
@@ -205,7 +205,7 @@ class Sequential:
         """
         layers = list(self.layers.values())
         N = len(x)
-        if not self._in_halves(N):
+        if not self.runs_in_halves(N):
             logits = self.forward(x, train=True)
             loss, dlogits = softmax_cross_entropy(logits, y)
             self.backward(dlogits)

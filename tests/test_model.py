@@ -511,7 +511,7 @@ def threads():
 def test_train_step_in_halves_equals_forward_loss_backward(N):
     from cnn_lib import model as M
     model = seed_network(3)
-    assert model._in_halves(N) and N >= M.HALVES_FROM
+    assert model.runs_in_halves(N) and N >= M.HALVES_FROM
     x, y = _batch(N)
     loss_ref, logits_ref, grads_ref = _layer_by_layer(model, x, y)
     before = model.state_dict()
@@ -555,7 +555,7 @@ def test_train_step_is_the_layer_by_layer_pass_when_halves_do_not_apply():
                                     ("dense", 10)], seed=2), 40),
              (Sequential.from_spec(["flatten", ("dense", 32), "relu", ("dense", 10)], seed=2), 40)]
     for model, N in cases:
-        assert not model._in_halves(N)
+        assert not model.runs_in_halves(N)
         x, y = _batch(N, seed=N)
         for layer in model.layers.values():                  # dropout: a mask from a fresh stream
             if hasattr(layer, "rng"):
@@ -587,7 +587,8 @@ def test_train_step_checks_its_labels():
 def test_evaluation_in_halves_equals_the_layer_by_layer_pass():
     model = seed_network(2)
     x, _ = _batch(70, seed=3)
-    assert model._in_halves(70)
+    assert model.runs_in_halves(70)
+    model.forward(x, train=True)                             # a cache that evaluation must drop
     out = model.forward(x, train=False)
     layers = list(model.layers.values())
 
@@ -599,7 +600,8 @@ def test_evaluation_in_halves_equals_the_layer_by_layer_pass():
         return xs
     assert_array_equal(out, np.concatenate([layer_by_layer(x[:35]), layer_by_layer(x[35:])]))
     assert_allclose(out, layer_by_layer(x), rtol=1e-4, atol=1e-5)   # whole batch: sums in another order
-    assert all(layer._cache is None for layer in layers)   # nothing kept for a backward pass
+    with pytest.raises(RuntimeError, match="before forward"):  # nothing kept for a backward pass
+        model.backward(np.zeros((70, 10), np.float32))
 
 
 def test_train_step_halves_run_on_two_threads(threads, monkeypatch):
