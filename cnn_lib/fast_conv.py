@@ -31,12 +31,13 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    :func:`set_num_threads`). While they run, OpenBLAS (NumPy's BLAS in the Linux and Windows
    wheels) is asked to do its products on a single thread: otherwise every small product wakes
    OpenBLAS's own threads and the cores are oversubscribed. A network with convolutions runs
-   its whole pass that way (:func:`one_blas_thread`, used by :class:`cnn_lib.Sequential`). For training, :meth:`cnn_lib.Sequential.train_step` goes one
-   step further: each thread takes one half of the batch through the *whole* network, forward
-   and backward (data parallelism), so that the pooling, the dense layers and the loss run on
-   both cores too, and the threads meet once per step instead of at every convolution; inside
-   a half, the chunks run one after the other (a :func:`parallel_map` call made inside another
-   runs serially). Inference (``forward(x, train=False)``) cuts its batches in halves the same way.
+   its whole pass that way (:func:`one_blas_thread`, used by :class:`cnn_lib.Sequential`).
+   For training, :meth:`cnn_lib.Sequential.train_step` goes one step further: each thread
+   takes one half of the batch through the *whole* network, forward and backward (data
+   parallelism), so that the pooling, the dense layers and the loss run on both cores too, and
+   the threads meet once per step instead of at every convolution; inside a half, the chunks
+   run one after the other (a :func:`parallel_map` call made inside another runs serially).
+   Inference (``forward(x, train=False)``) cuts its batches in halves the same way.
 
 Max pooling gets the same treatment in a smaller way (:func:`maxpool2d_forward`): the readable
 version compares every input with the window's maximum again in backward to find where the
@@ -111,12 +112,11 @@ def _pad(x, ph, pw):
 #
 # While they run, OpenBLAS (NumPy's BLAS in the Linux and Windows wheels) is asked to do its
 # matrix products on one thread: otherwise every small product wakes OpenBLAS's own threads,
-# the cores are oversubscribed and a training step is ~30% slower. Its setter,
-# openblas_set_num_threads_local, is meant for the calling thread only, but in the OpenBLAS
-# that NumPy 2.4 ships (0.3.31) it changes the setting of the whole process (a thread that
-# never called it multiplies on one thread too). So the setting is made around the whole parallel region, before the helpers
-# start and restored only after they have all finished, and each helper also sets it for its
-# job (which is what a per-thread setting would need). With another BLAS this step is skipped.
+# the cores are oversubscribed and a training step is ~30% slower. Its setter is meant for the
+# calling thread only but sets the whole process's (see openblas_set_local_threads), so the
+# setting is made before the helpers start and restored only after they have all finished;
+# each helper also sets it for its job, which is what a per-thread setting would need. With
+# another BLAS this step is skipped.
 # A Sequential with convolutions runs its whole forward and backward pass inside
 # one_blas_thread(), so that its dense layers' products do not wake OpenBLAS's threads either.
 CHUNK = 16
@@ -130,7 +130,8 @@ def openblas_set_local_threads():
     """``openblas_set_num_threads_local`` of the OpenBLAS NumPy has loaded, or ``None``
     (another BLAS, or an OpenBLAS older than 0.3.27). Called with ``n``, it sets the number
     of BLAS threads and returns the previous number: of the calling thread, says OpenBLAS's
-    documentation; of the whole process, in the OpenBLAS 0.3.31 of NumPy 2.4's wheels."""
+    documentation; of the whole process, in the OpenBLAS 0.3.31 of NumPy 2.4's wheels (a
+    thread that never called it then multiplies on ``n`` threads too)."""
     import ctypes
     import glob
 
@@ -170,9 +171,8 @@ def _blas_one_thread():
 @contextlib.contextmanager
 def one_blas_thread():
     """While inside, NumPy's matrix products use one BLAS thread (with OpenBLAS; nothing
-    changes with another BLAS), and the previous setting is restored on the way out. (Meant
-    for the calling thread; in NumPy 2.4's OpenBLAS the setting holds for every thread of the
-    process, see :func:`openblas_set_local_threads`.) A :class:`cnn_lib.Sequential` with
+    changes with another BLAS), and the previous setting is restored on the way out (the
+    whole process's setting: see :func:`openblas_set_local_threads`). A :class:`cnn_lib.Sequential` with
     convolutions computes its passes inside: its threads are cnn_lib's own (:func:`parallel_map`),
     and a BLAS library's threads, woken by the dense layers' products, keep spinning on the cores
     for a while after each product and slow those threads down (a training step of the seed network took
@@ -255,20 +255,17 @@ def parallel_map(fn, items):
     thread and helper threads when there is more than one item and more than one thread.
     Matrix products use one BLAS thread meanwhile (:func:`one_blas_thread`, set before the
     helpers start and restored after they have all finished), also when the calling thread
-    works alone: with ``set_num_threads(1)`` a convolution runs on one core. (Otherwise
-    OpenBLAS may run a product on its own threads, which then keep spinning for a while after
-    it and slow down whatever runs next on the other core: with the setting restored as soon
-    as the calling thread had done its share, a two-thread convolution was, in some runs, no
-    faster than a one-thread one.) A call made while another is running (from another thread,
-    or from ``fn``) runs serially in its caller."""
+    works alone: with ``set_num_threads(1)`` a convolution runs on one core. A call made while
+    another is running (from another thread, or from ``fn``) runs serially in its caller."""
     T = max(1, min(_num_threads, len(items)))
     if T == 1 or not _busy.acquire(blocking=False):
         with one_blas_thread():
             return [fn(item) for item in items]
     try:
         # One BLAS thread from before the helpers start until they have all finished: the
-        # setting may be the whole process's (see openblas_set_local_threads), and restored
-        # while a helper still computes, it let OpenBLAS's threads wake and spin beside it.
+        # setting is the whole process's, and restored while a helper still computed, it let
+        # OpenBLAS's threads wake and spin beside it (a two-thread convolution was then, in
+        # some runs, no faster than a one-thread one).
         with one_blas_thread():
             while len(_workers) < T - 1:
                 _workers.append(_Worker())
@@ -358,6 +355,16 @@ def _copy_into(out, view):
     return out
 
 
+def _add_shifted_rows(Z, out, first, step, shift):
+    """``out[n, f, i, j] = sum_kh Z[n, kh, f, first + i*step + kh*shift, j]`` for ``Z (N, KH, F, R, W)``,
+    one product's rows for every kernel row ``kh``: each kernel row's contribution, taken from the
+    row it reached, added up (one reduction over a strided view; nothing is copied)."""
+    N, KH, F, R, W = Z.shape
+    z0, z1, z2, z3, z4 = Z.strides
+    rows = as_strided(Z[:, :, :, first:], (N, KH, F) + out.shape[2:], (z0, z1 + shift * z3, z2, step * z3, z4))
+    return np.add.reduce(rows, axis=1, out=out)
+
+
 def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, cols_out=None):
     """Fast cross-correlation of one chunk; returns ``(y, cache)``, a :class:`ChunkCache`
     whose ``cols`` backward reuses.
@@ -421,10 +428,7 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
         wk = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(KH * F, C * KW)   # (KH*F, C*KW)
         Z = workspace("conv-rows", (N, KH * F, Hp * W_out), y.dtype)
         np.matmul(wk, cols.reshape(N, C * KW, Hp * W_out), out=Z)
-        z0, z1, z2, z3, z4 = Z.reshape(N, KH, F, Hp, W_out).strides
-        # the rows each output adds up, Zs[n, kh, f, i, j] = Z[n, kh, f, i*sh + kh, j], summed over kh
-        Zs = as_strided(Z, (N, KH, F, H_out, W_out), (z0, z1 + z3, z2, z3 * sh, z4))
-        np.add.reduce(Zs, axis=1, out=y)
+        _add_shifted_rows(Z.reshape(N, KH, F, Hp, W_out), y, first=0, step=sh, shift=1)
     if b is not None:
         y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
     return y, ChunkCache("rows", cols)
@@ -493,10 +497,8 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
         Gp = workspace(f"conv-dx-G {KH} {W}", (N, KH * C, R, W), dx.dtype)
         np.matmul(wt, dycols.reshape(N, F * KW, H_out * W),
                   out=Gp[:, :, KH - 1:KH - 1 + H_out].reshape(N, KH * C, H_out * W))  # (N, KH*C, H_out*W)
-        g0, g1, g2, g3, g4 = Gp.reshape(N, KH, C, R, W).strides
-        # the rows each dx[n, c, h] adds up: Gs[n, kh, c, h, t] = Gp[n, kh*C + c, h + ph - kh + KH - 1, t]
-        Gs = as_strided(Gp[:, :, ph + KH - 1:], (N, KH, C, H, W), (g0, g1 - g3, g2, g3, g4))
-        np.add.reduce(Gs, axis=1, out=dx)
+        # the rows each dx[n, c, h] adds up: Gp[n, kh*C + c, h + ph - kh + KH - 1], over kh
+        _add_shifted_rows(Gp.reshape(N, KH, C, R, W), dx, first=ph + KH - 1, step=1, shift=-1)
         return dx, dw, db
     Hp, Wp = H + 2 * ph, W + 2 * pw
     # Rows/columns of the padded input that no window reached get no gradient: pad the

@@ -6,6 +6,8 @@ The contract every layer follows::
     grads:  dict[str, np.ndarray]   # same keys and shapes, written by backward
     forward(x, train=True) -> y      # with train=True keeps what backward needs
     backward(dy, need_dx=True) -> dx # fills self.grads; dx is None when need_dx=False
+    replica() -> layer               # the same parameters, its own cache and gradients
+    clear_cache()                    # forgets what backward needed (it then needs a forward)
 
 ``backward`` never changes its inputs in place. The math lives in ``functional`` (and, for
 the convolution, in its fast version ``fast_conv``); the layers call the forward/backward
@@ -41,6 +43,21 @@ class Layer:
 
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
+
+    def replica(self):
+        """A copy that shares this layer's parameters (the very arrays, in the very dict) and
+        settings, with its own cache and gradients: what :meth:`cnn_lib.Sequential.train_step`
+        gives each half of a batch. (``copy.copy`` would do, but the copies are made at every
+        step: this takes 3 µs for the seed network's 9 layers, ``copy.copy`` 12.)"""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.grads = {}
+        twin.clear_cache()
+        return twin
+
+    def clear_cache(self):
+        """Forgets what the last training forward kept: ``backward`` then needs a new forward."""
+        self._cache = None
 
     def _saved(self):
         if self._cache is None:

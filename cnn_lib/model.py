@@ -132,20 +132,14 @@ class Sequential:
             shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
             return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
         layers = list(self.layers.values())
-        if not train and self.runs_in_halves(len(x)):
-            # In evaluation the layers keep nothing (each sets its cache to None), so the two
-            # halves of the batch can go through the same layers at once (see train_step).
-            def half(xs):
-                for layer in layers:
-                    xs = layer.forward(xs, train=False)
-                return xs
-            h = len(x) // 2
-            with self._blas_threads():
-                return np.concatenate(fast_conv.parallel_map(half, [x[:h], x[h:]]))
         with self._blas_threads():
-            for layer in layers:
-                x = layer.forward(x, train)
-        return x
+            if not train and self.runs_in_halves(len(x)):
+                # In evaluation the layers keep nothing (each clears its cache), so the two
+                # halves of the batch can go through the same layers at once (see train_step).
+                h = len(x) // 2
+                halves = fast_conv.parallel_map(lambda xs: _forward(layers, xs, False), [x[:h], x[h:]])
+                return np.concatenate(halves)
+            return _forward(layers, x, train)
 
     __call__ = forward
 
@@ -153,16 +147,18 @@ class Sequential:
         """Whether :meth:`train_step` and :meth:`forward` in evaluation cut a batch of ``N``
         images in two halves, one per thread: with at least :data:`HALVES_FROM` images, when
         every layer treats each image on its own and there is a convolution (see :meth:`train_step`)."""
-        layers = self.layers.values()
-        return (N >= HALVES_FROM and all(type(layer) in _PER_IMAGE for layer in layers)
-                and any(isinstance(layer, Conv2D) for layer in layers))
+        return (N >= HALVES_FROM and self._has_convolution()
+                and all(type(layer) in _PER_IMAGE for layer in self.layers.values()))
+
+    def _has_convolution(self):
+        return any(isinstance(layer, Conv2D) for layer in self.layers.values())
 
     def _blas_threads(self):
         """Where the passes run: with convolutions, which spread a batch over cnn_lib's own
         threads, the BLAS library stays on one thread (:func:`cnn_lib.fast_conv.one_blas_thread`:
         its threads, woken by the dense layers, would spin on the cores the convolutions use);
         a network without them leaves its matrix products to the BLAS library's threads."""
-        if any(isinstance(layer, Conv2D) for layer in self.layers.values()):
+        if self._has_convolution():
             return fast_conv.one_blas_thread()
         return contextlib.nullcontext()
 
@@ -170,11 +166,8 @@ class Sequential:
         """Back-propagates ``dy = dL/dlogits`` through every layer, filling their ``grads``.
         Returns ``dL/dx`` for the input when ``need_dx`` (else ``None``: the first
         layer then skips that work)."""
-        layers = list(self.layers.values())
         with self._blas_threads():
-            for k in range(len(layers) - 1, -1, -1):
-                dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
-        return dy
+            return _backward(list(self.layers.values()), dy, need_dx)
 
     def train_step(self, x, y):
         """One training pass on a batch: forward, softmax cross-entropy loss, backward. Fills
@@ -216,22 +209,19 @@ class Sequential:
         h = N // 2
 
         def half(part):
-            xs, ys = x[part], y[part]
-            copies = [_copy_for_half(layer) for layer in layers]
-            for c in copies:
-                xs = c.forward(xs, train=True)
-            loss, d = softmax_cross_entropy(xs, ys)
-            d *= d.dtype.type(len(ys) / N)                   # this half's share of the batch's mean
-            for k in range(len(copies) - 1, -1, -1):
-                d = copies[k].backward(d, need_dx=k > 0)
-            return loss * len(ys), xs, copies
+            copies = [layer.replica() for layer in layers]
+            logits = _forward(copies, x[part], True)
+            loss, d = softmax_cross_entropy(logits, y[part])
+            d *= d.dtype.type(len(logits) / N)               # this half's share of the batch's mean
+            _backward(copies, d, need_dx=False)
+            return loss * len(logits), logits, copies
 
         with self._blas_threads():
             (loss0, logits0, copies0), (loss1, logits1, copies1) = fast_conv.parallel_map(
                 half, [slice(0, h), slice(h, N)])
         for layer, c0, c1 in zip(layers, copies0, copies1):
             layer.grads.update({k: np.add(g, c1.grads[k], out=g) for k, g in c0.grads.items()})
-            layer._cache = None                              # backward needs a forward first
+            layer.clear_cache()                              # backward needs a forward first
         return (loss0 + loss1) / N, np.concatenate([logits0, logits1])
 
     def predict_proba(self, x, batch_size=256):
@@ -344,15 +334,19 @@ class Sequential:
         return f"Sequential(\n{body}\n)"
 
 
-def _copy_for_half(layer):
-    """A copy of ``layer`` for one half of a batch in :meth:`Sequential.train_step`: the same
-    parameters (the very arrays, in the very dict) and settings, its own cache and gradients.
-    (What ``copy.copy`` makes, without its generic machinery: the copies are made at every step,
-    and this takes 3 µs for the seed network's 9 layers where ``copy.copy`` took 12.)"""
-    twin = object.__new__(type(layer))
-    twin.__dict__.update(layer.__dict__)
-    twin.grads, twin._cache = {}, None
-    return twin
+def _forward(layers, x, train):
+    """``x`` through ``layers``, first to last."""
+    for layer in layers:
+        x = layer.forward(x, train)
+    return x
+
+
+def _backward(layers, dy, need_dx):
+    """``dy`` back through ``layers``, last to first; the first layer computes ``dx`` only if
+    ``need_dx``."""
+    for k in range(len(layers) - 1, -1, -1):
+        dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
+    return dy
 
 
 def _check_batch_size(batch_size):

@@ -359,3 +359,28 @@ def test_sequential_names_dropout_layers():
     assert list(model.layers) == ["dense1", "dropout1", "relu1", "dropout2", "dense2"]
     x = inputs((4,), N=5)
     assert_array_equal(model.forward(x, train=False), model.forward(x, train=False))
+
+
+def test_replica_shares_the_parameters_not_the_cache_or_gradients():
+    layer = Conv2D(1, 2, 3, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    dy = np.ones((2, 2, 3, 3), np.float32)
+    layer.forward(x)
+    layer.backward(dy)
+    twin = layer.replica()
+    assert type(twin) is Conv2D and twin is not layer
+    assert twin.params is layer.params and twin.params["w"] is layer.params["w"]
+    assert twin.stride == layer.stride and twin.padding == layer.padding
+    assert twin.grads == {} and layer.grads                  # its own gradients, none yet
+    with pytest.raises(RuntimeError, match="before forward"):
+        twin.backward(dy)                                     # its own cache, empty
+    before = {k: g.copy() for k, g in layer.grads.items()}
+    twin.forward(2 * x)
+    twin.backward(dy)
+    for k, g in layer.grads.items():                          # the original's gradients are untouched
+        assert_array_equal(g, before[k])
+    assert not np.array_equal(twin.grads["w"], layer.grads["w"])   # the replica's own, for its input
+    layer.clear_cache()
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(dy)
+    twin.backward(dy)                                         # the replica's cache is its own
