@@ -12,16 +12,21 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    unrolled along the kernel *width* only (5 times): ``cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]``.
    For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` are a ``(C*KW, H_out*W_out)``
    matrix per image (a view, no copy, when ``sh == 1``), and ``KH`` matrix products add up the
-   rows' contributions. When ``C*KW`` is small (the first layer: 1 channel, 5 columns) those
-   products would be too shallow to be fast, and the whole window is unrolled instead, as in
-   im2col (cheap with one channel). Each chunk's cache says which one it kept (``kind`` is
-   ``"rows"`` or ``"windows"``).
+   rows' contributions. With few filters (the seed network's 8) products of ``F`` rows are too
+   thin to be fast, and the roles of rows and columns swap: the input is unrolled along the
+   kernel *height*, whole rows (``cols[n, c, kh, i, t] = xp[n, c, i*sh + kh, t]``, copies of long
+   contiguous blocks), one product applies every kernel column to every column, and the
+   product's columns are added with their shifts. When ``C*KW`` is small (the first layer:
+   1 channel, 5 columns) the products would be too shallow to be fast, and the whole window is
+   unrolled instead, as in im2col (cheap with one channel). Each chunk's cache says which one it
+   kept (``kind`` is ``"rows"``, ``"columns"`` or ``"windows"``).
 2. **Keep the unrolled input for backward.** ``dw`` is one product of ``dy`` with the same
    columns, so the backward pass never unrolls the input again; ``dx`` is the *full convolution*
    of ``dy`` with the flipped kernel. With stride 1 it is computed like the forward with few
-   filters: ``dy`` unrolled along the kernel width meets every kernel row in one product, whose
-   rows are added with their shifts; with a larger stride, by the forward code itself, on ``dy``
-   dilated by the stride.
+   filters, rows and columns swapped: ``dy`` unrolled along the kernel width (the same array
+   that ``dw`` needs with few filters) meets every kernel row in one product, whose rows are
+   added with their shifts; with a larger stride, by the forward code itself, on ``dy`` dilated
+   by the stride.
 3. **Chunks that fit in the cache.** A batch is cut into chunks of 16 images (more when the maps
    are small, see :func:`chunks`): the unrolled chunk stays in the processor's cache instead of
    making 40-60 MB temporaries. Chunks depend only on the shapes, never on the number of
@@ -65,7 +70,7 @@ __all__ = [
     "FastConvCache", "ChunkCache", "conv2d_forward", "conv2d_backward",
     "conv2d_forward_chunk", "conv2d_backward_chunk", "chunks", "parallel_map",
     "set_num_threads", "get_num_threads", "CHUNK", "CHUNK_POSITIONS", "FULL_UNROLL_BELOW",
-    "STACK_ROWS_BELOW",
+    "FEW_FILTERS_BELOW",
     "FastPoolCache", "maxpool2d_forward", "maxpool2d_backward", "one_blas_thread",
     "openblas_set_local_threads", "workspace", "unrolled_shape",
 ]
@@ -75,8 +80,9 @@ class ChunkCache(NamedTuple):
     """What :func:`conv2d_backward_chunk` needs from the forward pass of one chunk.
 
     ``kind`` says how the input was unrolled: ``"windows"`` (whole windows, im2col:
-    ``cols (N, C, KH, KW, H_out, W_out)``) or ``"rows"`` (along the kernel width only:
-    ``cols (N, C, KW, Hp, W_out)``)."""
+    ``cols (N, C, KH, KW, H_out, W_out)``), ``"rows"`` (along the kernel width only, for one
+    product per kernel row: ``cols (N, C, KW, Hp, W_out)``) or ``"columns"`` (along the kernel
+    height only, whole rows, for one product for all kernel columns: ``cols (N, C, KH, H_out, Wp)``)."""
     kind: str
     cols: np.ndarray
 
@@ -122,7 +128,7 @@ def _pad(x, ph, pw):
 CHUNK = 16
 CHUNK_POSITIONS = 24 * 24
 FULL_UNROLL_BELOW = 16   # unroll whole kernel windows when C*KW is below this (see the forward)
-STACK_ROWS_BELOW = 16    # one product for all kernel rows when there are fewer filters than this
+FEW_FILTERS_BELOW = 16   # unroll whole rows, one product for all kernel columns, below this many filters
 _num_threads = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -336,13 +342,16 @@ def workspace(name, shape, dtype):
 def unrolled_shape(x_shape, w_shape, geometry):
     """The shape of the unrolled input ``cols`` that :func:`conv2d_forward_chunk` keeps:
     ``(N, C, KH, KW, H_out, W_out)`` when it unrolls whole windows (``C * KW`` below
-    ``FULL_UNROLL_BELOW``), else ``(N, C, KW, Hp, W_out)``. ``geometry`` as returned by
+    ``FULL_UNROLL_BELOW``), ``(N, C, KH, H_out, Wp)`` when it unrolls whole rows (fewer than
+    ``FEW_FILTERS_BELOW`` filters), else ``(N, C, KW, Hp, W_out)``. ``geometry`` as returned by
     :func:`cnn_lib.shapes.check_conv2d`."""
     N, C, H, W = x_shape
-    KH, KW = w_shape[2:]
+    F, _, KH, KW = w_shape
     sh, sw, ph, pw, H_out, W_out = geometry
     if C * KW < FULL_UNROLL_BELOW:
         return (N, C, KH, KW, H_out, W_out)
+    if F < FEW_FILTERS_BELOW:
+        return (N, C, KH, H_out, W + 2 * pw)
     return (N, C, KW, H + 2 * ph, W_out)
 
 
@@ -355,14 +364,35 @@ def _copy_into(out, view):
     return out
 
 
-def _add_shifted_rows(Z, out, first, step, shift):
-    """``out[n, f, i, j] = sum_kh Z[n, kh, f, first + i*step + kh*shift, j]`` for ``Z (N, KH, F, R, W)``,
-    one product's rows for every kernel row ``kh``: each kernel row's contribution, taken from the
-    row it reached, added up (one reduction over a strided view; nothing is copied)."""
-    N, KH, F, R, W = Z.shape
+def _add_shifted(Z, out, origin, step, shift):
+    """``out[n, f, i, j] = sum_k Z[n, k, f, r0 + i*si + k*dr, c0 + j*sj + k*dc]`` for ``Z (N, K, F, R, W)``,
+    with ``origin = (r0, c0)``, ``step = (si, sj)``, ``shift = (dr, dc)``: one product's rows (or
+    columns) for every kernel row (or column) ``k``, each taken from where that kernel row reached,
+    added up (one reduction over a strided view; nothing is copied)."""
+    N, K, F, R, W = Z.shape
     z0, z1, z2, z3, z4 = Z.strides
-    rows = as_strided(Z[:, :, :, first:], (N, KH, F) + out.shape[2:], (z0, z1 + shift * z3, z2, step * z3, z4))
-    return np.add.reduce(rows, axis=1, out=out)
+    (r0, c0), (si, sj), (dr, dc) = origin, step, shift
+    view = as_strided(Z[:, :, :, r0:, c0:], (N, K, F) + out.shape[2:], (z0, z1 + dr * z3 + dc * z4, z2, si * z3, sj * z4))
+    return np.add.reduce(view, axis=1, out=out)
+
+
+def _unroll_dy(dy, KW, Wp, sw):
+    """``dy`` on rows of ``Wp`` columns, dilated by the stride, unrolled along the kernel width:
+    ``d[n, k, f, i, j*sw + KW - 1 - k] = dy[n, f, i, j]``, zero elsewhere; returned as a scratch
+    array ``(N, KW, F, H_out * Wp)``. That is the gradient each kernel column ``kw = KW - 1 - k``
+    sends to the columns it read (``dZ`` of the forward with few filters), and also ``dy``
+    unrolled as the input gradient's full convolution reads it. Built as ``KW`` shifted copies of
+    long contiguous blocks of one flat array, ``dyflat[n, f, KW - 1 + i*Wp + j*sw] = dy[n, f, i, j]``:
+    a shift that runs past a row's end reads the zero columns on either side of the next one."""
+    N, F, H_out, W_out = dy.shape
+    P = H_out * Wp
+    # the zeros are never written (the same entries receive dy every time): they stay zeros
+    flat = workspace(f"conv-dy-flat {KW} {Wp} {W_out} {sw}", (N, F, KW - 1 + P), dy.dtype)
+    f0, f1, f2 = flat.strides
+    np.copyto(as_strided(flat[:, :, KW - 1:], dy.shape, (f0, f1, Wp * f2, sw * f2)), dy)
+    d = workspace("conv-dy-unrolled", (N, KW, F, P), dy.dtype)
+    np.copyto(d, as_strided(flat, (N, KW, F, P), (f0, f2, f1, f2)))          # d[n, k, f, p] = flat[n, f, p + k]
+    return d
 
 
 def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, cols_out=None):
@@ -374,12 +404,15 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
     For each kernel row ``kh`` the rows ``kh, kh + sh, ...`` of ``cols`` form a
     ``(C*KW, H_out*W_out)`` matrix per image (a view when ``sh == 1``), and one
     batched matrix product with ``w[:, :, kh, :]`` adds that row's contribution.
-    With fewer than ``STACK_ROWS_BELOW`` filters, those products of ``F`` rows are too thin
-    to be fast: one product of ``KH * F`` rows applies every kernel row to every input row,
-    ``Z[n, kh, f, h, j] = sum_{c, kw} w[f, c, kh, kw] cols[n, c, kw, h, j]``, and
-    ``y[n, f, i, j] = sum_kh Z[n, kh, f, i*sh + kh, j]``. It also computes rows no output
-    reads (``Hp / H_out`` times the work: 1.2 for the seed network's second layer, more with a
-    stride), and is still about 10% faster there; with 32 filters it is slower.
+    With fewer than ``FEW_FILTERS_BELOW`` filters, those products of ``F`` rows are too thin
+    to be fast, and the roles of rows and columns are swapped: the input is unrolled along the
+    kernel *height*, whole rows, ``cols[n, c, kh, i, t] = xp[n, c, i*sh + kh, t]`` (copies of
+    long contiguous blocks, much cheaper than the short rows of the other way), one product of
+    ``KW * F`` rows applies every kernel column to every column of the padded input,
+    ``Z[n, kw, f, i, t] = sum_{c, kh} w[f, c, kh, kw] cols[n, c, kh, i, t]``, and
+    ``y[n, f, i, j] = sum_kw Z[n, kw, f, i, j*sw + kw]``. It computes columns no output reads
+    (``Wp / W_out`` times the work: 1.2 for the seed network's second layer, more with a
+    stride), and is still faster there; with 32 filters it is slower.
     ``out``: an optional C-contiguous ``(N, F, H_out, W_out)`` array to write ``y`` into.
     ``geometry``: ``(sh, sw, ph, pw, H_out, W_out)`` from :func:`cnn_lib.shapes.check_conv2d`
     when the caller has checked the arguments already (:func:`conv2d_forward` does, once for
@@ -404,12 +437,26 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
         if b is not None:
             y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
         return y, ChunkCache("windows", cols)
-    Hp = xp.shape[2]
-    # cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]
-    win = as_strided(xp, (N, C, KW, Hp, W_out), (s0, s1, s3, s2, s3 * sw))
-    cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KW, Hp, W_out)
+    Hp, Wp = xp.shape[2:]
     y = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w)) if out is None else out
-    if F >= STACK_ROWS_BELOW:
+    if F < FEW_FILTERS_BELOW:
+        # Few filters: products of F rows are too thin to be fast. Unroll along the kernel
+        # height, whole rows of the padded input (copies of long contiguous blocks):
+        # cols[n, c, kh, i, t] = xp[n, c, i*sh + kh, t]
+        win = as_strided(xp, (N, C, KH, H_out, Wp), (s0, s1, s2, s2 * sh, s3))
+        cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KH, H_out, Wp)
+        # One product applies every kernel column to every column of those rows,
+        # Z[n, kw, f, i, t] = sum_{c, kh} w[f, c, kh, kw] cols[n, c, kh, i, t],
+        # and y[n, f, i, j] = sum_kw Z[n, kw, f, i, j*sw + kw] (kernel column kw reads column j*sw + kw).
+        wk = np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(KW * F, C * KH)   # (KW*F, C*KH)
+        Z = workspace("conv-columns", (N, KW * F, H_out * Wp), y.dtype)
+        np.matmul(wk, cols.reshape(N, C * KH, H_out * Wp), out=Z)
+        _add_shifted(Z.reshape(N, KW, F, H_out, Wp), y, origin=(0, 0), step=(1, sw), shift=(0, 1))
+        kind = "columns"
+    else:
+        # cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]
+        win = as_strided(xp, (N, C, KW, Hp, W_out), (s0, s1, s3, s2, s3 * sw))
+        cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KW, Hp, W_out)
         # One batched product per kernel row kh: the rows kh, kh + sh, ... of cols form a
         # (C*KW, H_out*W_out) matrix per image (a view when sh == 1).
         y3 = y.reshape(N, F, H_out * W_out)
@@ -421,17 +468,10 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
                 np.matmul(wk, rows, out=y3)                                 # (N, F, H_out*W_out)
             else:
                 y3 += np.matmul(wk, rows)
-    else:
-        # Few filters: products of F rows are too thin to be fast. One product applies every
-        # kernel row to every input row, Z[n, kh, f, h, j] = sum_{c,kw} w[f, c, kh, kw] cols[n, c, kw, h, j],
-        # and y[n, f, i, j] = sum_kh Z[n, kh, f, i*sh + kh, j] (kernel row kh reads input row i*sh + kh).
-        wk = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(KH * F, C * KW)   # (KH*F, C*KW)
-        Z = workspace("conv-rows", (N, KH * F, Hp * W_out), y.dtype)
-        np.matmul(wk, cols.reshape(N, C * KW, Hp * W_out), out=Z)
-        _add_shifted_rows(Z.reshape(N, KH, F, Hp, W_out), y, first=0, step=sh, shift=1)
+        kind = "rows"
     if b is not None:
         y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
-    return y, ChunkCache("rows", cols)
+    return y, ChunkCache(kind, cols)
 
 
 def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=True, dx_out=None):
@@ -458,22 +498,20 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     if cache.kind == "windows":                                              # whole windows unrolled
         K = C * KH * KW
         dw = np.matmul(dy3, cols.reshape(N, K, H_out * W_out).transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    elif cache.kind == "rows" and F >= STACK_ROWS_BELOW:                     # one kernel row at a time
+    elif cache.kind == "rows":                                               # one kernel row at a time
         dw = np.empty(w.shape, dtype=np.result_type(dy, cols))
         for kh in range(KH):
             rows = cols[:, :, :, kh : kh + (H_out - 1) * sh + 1 : sh]
             rows = rows.reshape(N, C * KW, H_out * W_out)                   # (N, C*KW, H_out*W_out)
             dw[:, :, kh, :] = np.matmul(dy3, rows.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KW)
-    elif cache.kind == "rows":                                               # few filters: all rows at once
-        # The forward's Z in reverse: dZ[n, kh, f, i*sh + kh, j] = dy[n, f, i, j] (zero on
-        # the rows kernel row kh never read), then one product per image with cols.
-        Hp = cols.shape[3]
-        dZ = workspace(f"conv-rows-dZ {H_out} {sh}", (N, KH, F, Hp, W_out), dy.dtype)
-        for kh in range(KH):    # the same rows every time: the zeros of a reused dZ stay zeros
-            dZ[:, kh, :, kh : kh + (H_out - 1) * sh + 1 : sh] = dy
-        dwk = np.matmul(dZ.reshape(N, KH * F, Hp * W_out),
-                        cols.reshape(N, C * KW, Hp * W_out).transpose(0, 2, 1)).sum(axis=0)  # (KH*F, C*KW)
-        dw = np.ascontiguousarray(dwk.reshape(KH, F, C, KW).transpose(1, 2, 0, 3))
+    elif cache.kind == "columns":                                            # few filters: all columns at once
+        # The forward's Z in reverse: dZ[n, kw, f, i, j*sw + kw] = dy[n, f, i, j] (zero on the
+        # columns kernel column kw never read), then one product per image with cols.
+        Wp = cols.shape[-1]
+        dZ = _unroll_dy(dy, KW, Wp, sw)                                      # dZ[:, KW - 1 - kw] for kernel column kw
+        dwk = np.matmul(dZ.reshape(N, KW * F, H_out * Wp),
+                        cols.reshape(N, C * KH, H_out * Wp).transpose(0, 2, 1)).sum(axis=0)  # (KW*F, C*KH)
+        dw = np.ascontiguousarray(dwk.reshape(KW, F, C, KH)[::-1].transpose(1, 2, 3, 0))
     else:
         raise ValueError(f"unknown kind of chunk cache {cache.kind!r}")
     if not need_dx:
@@ -482,23 +520,19 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     if (sh, sw) == (1, 1):
         # dx[n, c, h, t] = sum_{f, kh, kw} w[f, c, kh, kw] dy[n, f, h + ph - kh, t + pw - kw]: as in
         # the forward with few filters, one product applies every kernel row to every row of dy,
-        # G[n, kh, c, i, t] = sum_{f, kw} w[f, c, kh, kw] dy[n, f, i, t + pw - kw], and the rows
-        # are added with their shifts, dx[n, c, h, t] = sum_kh G[n, kh, c, h + ph - kh, t].
-        # (Only the H x W inner part is computed: no work on the gradient of the padding.)
-        # dy with KW - 1 zero columns on each side, then unrolled along the kernel width:
-        # dycols[n, f, k, i, t] = dy[n, f, i, t + pw + k - (KW - 1)], with k = KW - 1 - kw
-        dyw = workspace(f"conv-dx-dyw {KW}", (N, F, H_out, W_out + 2 * (KW - 1)), dy.dtype)
-        dyw[:, :, :, KW - 1:KW - 1 + W_out] = dy      # the zero columns are never written: they stay zeros
-        s0, s1, s2, s3 = dyw.strides
-        dycols = np.ascontiguousarray(as_strided(dyw[:, :, :, pw:], (N, F, KW, H_out, W), (s0, s1, s3, s2, s3)))
-        wt = np.ascontiguousarray(w[:, :, :, ::-1].transpose(2, 1, 0, 3)).reshape(KH * C, F * KW)  # [(kh, c), (f, k)]
+        # G[n, kh, c, i, u] = sum_{f, kw} w[f, c, kh, kw] dy[n, f, i, u - kw] for the Wp columns u of
+        # the padded input, and the rows are added with their shifts,
+        # dx[n, c, h, t] = sum_kh G[n, kh, c, h + ph - kh, t + pw] (only the unpadded H x W part).
+        Wp = W + 2 * pw
+        dZ = dZ if cache.kind == "columns" else _unroll_dy(dy, KW, Wp, 1)   # dZ[n, k, f, i, u] = dy[n, f, i, u - (KW-1-k)]
+        wt = np.ascontiguousarray(w[:, :, :, ::-1].transpose(2, 1, 3, 0)).reshape(KH * C, KW * F)  # [(kh, c), (k, f)]
         # G, written between KH - 1 zero rows above and below, so that every shifted row exists
         R = H_out + 2 * (KH - 1)
-        Gp = workspace(f"conv-dx-G {KH} {W}", (N, KH * C, R, W), dx.dtype)
-        np.matmul(wt, dycols.reshape(N, F * KW, H_out * W),
-                  out=Gp[:, :, KH - 1:KH - 1 + H_out].reshape(N, KH * C, H_out * W))  # (N, KH*C, H_out*W)
+        Gp = workspace(f"conv-dx-G {KH} {Wp}", (N, KH * C, R, Wp), dx.dtype)
+        np.matmul(wt, dZ.reshape(N, KW * F, H_out * Wp),
+                  out=Gp[:, :, KH - 1:KH - 1 + H_out].reshape(N, KH * C, H_out * Wp))  # (N, KH*C, H_out*Wp)
         # the rows each dx[n, c, h] adds up: Gp[n, kh*C + c, h + ph - kh + KH - 1], over kh
-        _add_shifted_rows(Gp.reshape(N, KH, C, R, W), dx, first=ph + KH - 1, step=1, shift=-1)
+        _add_shifted(Gp.reshape(N, KH, C, R, Wp), dx, origin=(ph + KH - 1, pw), step=(1, 1), shift=(-1, 0))
         return dx, dw, db
     Hp, Wp = H + 2 * ph, W + 2 * pw
     # Rows/columns of the padded input that no window reached get no gradient: pad the

@@ -139,15 +139,15 @@ def make_conv(case, seed=0, dtype=np.float64):
     return x, w, b, stride, padding
 
 
-@pytest.fixture(params=["rows", "rows stacked", "windows"])
+@pytest.fixture(params=["rows", "columns", "windows"])
 def unroll(request, monkeypatch):
     """The fast convolution unrolls the input along the kernel width (``rows``: then one
-    product per kernel row, or with few filters one product for all rows, ``rows stacked``)
-    or, for inputs with few channels, whole windows (``windows``): run a test under each
-    strategy. Returns the kind of chunk cache expected."""
+    product per kernel row), or with few filters along the kernel height (``columns``: one
+    product for all kernel columns) or, for inputs with few channels, whole windows
+    (``windows``): run a test under each strategy. Returns the kind of chunk cache expected."""
     monkeypatch.setattr(fast_conv, "FULL_UNROLL_BELOW", 10**9 if request.param == "windows" else 0)
-    monkeypatch.setattr(fast_conv, "STACK_ROWS_BELOW", 10**9 if request.param == "rows stacked" else 0)
-    return request.param.split()[0]
+    monkeypatch.setattr(fast_conv, "FEW_FILTERS_BELOW", 10**9 if request.param == "columns" else 0)
+    return request.param
 
 
 @pytest.mark.parametrize("case", ALL_CONV_CASES, ids=conv_id)
