@@ -628,37 +628,35 @@ class FastPoolCache(NamedTuple):
     stride: tuple
 
 
-def _pool_offsets(KH, KW, sh, sw, H_out, W_out):
-    """``(k, slices)`` for every offset ``k = u * KW + v`` of the window, in row-major order
-    (as :func:`cnn_lib.functional.window_slices`)."""
-    for u in range(KH):
-        for v in range(KW):
-            yield u * KW + v, (Ellipsis, slice(u, u + (H_out - 1) * sh + 1, sh), slice(v, v + (W_out - 1) * sw + 1, sw))
+def _windows_view(x, KH, KW, sh, sw, H_out, W_out):
+    """Every window offset of ``x (N, C, H, W)`` side by side, a view (no copy):
+    ``v[u, v, n, c, i, j] = x[n, c, i*sh + u, j*sw + v]``, shape ``(KH, KW, N, C, H_out, W_out)``."""
+    s0, s1, s2, s3 = x.strides
+    return as_strided(x, (KH, KW) + x.shape[:2] + (H_out, W_out), (s2, s3, s0, s1, s2 * sh, s3 * sw))
 
 
 def maxpool2d_forward(x, kernel_size=2, stride=None):
     """Max pooling that also records where each maximum is: the same ``y`` as
     :func:`cnn_lib.functional.maxpool2d_forward`, bit for bit.
 
+    The ``KH * KW`` window offsets are copied side by side once (``xs[k]``, for the offset
+    ``k = u * KW + v``), so that the maximum, and which offset holds it, each take one NumPy
+    call over the whole batch instead of one per offset (fewer calls also means fewer handovers
+    of Python's lock when two threads each pool half a batch).
+
     Shapes: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``, and a :class:`FastPoolCache`
-    whose ``argmax`` (int8 or int16, same shape as ``y``) is the offset of the first maximum
-    of each window (a later offset wins only if it is strictly larger: ties go to the first,
-    as in the readable version and PyTorch).
+    whose ``argmax`` (int8 or int32, same shape as ``y``) is the offset of the first maximum
+    of each window (ties go to the first, as in the readable version and PyTorch).
     """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
-    y = argmax = larger = None
-    for k, sl in _pool_offsets(KH, KW, sh, sw, H_out, W_out):
-        if y is None:
-            y = np.array(x[sl])                         # a copy: y is updated in place below
-            argmax = np.zeros(y.shape, dtype=np.int8 if KH * KW <= 127 else np.int32)
-            larger = np.empty(y.shape, dtype=bool)
-            continue
-        v = np.ascontiguousarray(x[sl])                 # the strided view, copied once: faster to compare
-        np.greater(v, y, out=larger)                   # strictly larger: a tie keeps the earlier offset
-        # a later offset that wins has a larger k, so the winner's k is the largest k * larger
-        np.maximum(argmax, larger * argmax.dtype.type(k), out=argmax)
-        np.maximum(y, v, out=y)
-    return y, FastPoolCache("fast_max", x.shape, argmax, (KH, KW), (sh, sw))
+    K = KH * KW
+    xs = np.ascontiguousarray(_windows_view(x, KH, KW, sh, sw, H_out, W_out)).reshape((K,) + x.shape[:2] + (H_out, W_out))
+    y = xs.max(axis=0)
+    # The first offset that holds the maximum has the largest K - 1 - k among those that do.
+    dtype = np.int8 if K <= 127 else np.int32
+    reverse = np.arange(K - 1, -1, -1, dtype=dtype).reshape(K, 1, 1, 1, 1)
+    argmax = (K - 1) - (np.equal(xs, y) * reverse).max(axis=0)
+    return y, FastPoolCache("fast_max", x.shape, argmax.astype(dtype, copy=False), (KH, KW), (sh, sw))
 
 
 def maxpool2d_backward(dy, cache):
@@ -679,9 +677,12 @@ def maxpool2d_backward(dy, cache):
     disjoint = sh >= KH and sw >= KW                    # every input pixel is in at most one window
     covered = disjoint and H_out * sh == H and W_out * sw == W and (sh, sw) == (KH, KW)
     dx = (np.empty if covered else np.zeros)(cache.x_shape, dtype=dy.dtype)
-    for k, sl in _pool_offsets(KH, KW, sh, sw, H_out, W_out):
-        if disjoint:
-            np.multiply(dy, argmax == k, out=dx[sl])    # each offset's pixels written once
-        else:
-            dx[sl] += dy * (argmax == k)
+    windows = _windows_view(dx, KH, KW, sh, sw, H_out, W_out)              # (KH, KW, N, C, H_out, W_out)
+    offsets = np.arange(KH * KW, dtype=argmax.dtype).reshape(KH, KW, 1, 1, 1, 1)
+    if disjoint:
+        np.multiply(argmax == offsets, dy, out=windows)                    # each pixel written once
+    else:                                                                   # overlapping windows add up
+        for u in range(KH):
+            for v in range(KW):
+                windows[u, v] += dy * (argmax == offsets[u, v])
     return dx
