@@ -506,8 +506,8 @@ def _elementwise_naive(f, *arrays):
 
 
 def relu_naive(x):
-    """Loop version of :func:`relu`."""
-    return _elementwise_naive(lambda v: v if v > 0 else 0.0, x)
+    """Loop version of :func:`relu` (a NaN stays NaN, as with ``np.maximum``)."""
+    return _elementwise_naive(lambda v: v if v > 0 or v != v else 0.0, x)
 
 
 def relu_backward_naive(dy, x):
