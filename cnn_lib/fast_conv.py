@@ -478,12 +478,13 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     """Backward of :func:`conv2d_forward_chunk` from its :class:`ChunkCache`.
 
     ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
-    kernel row ``kh`` saw (with few filters, one product for all kernel rows, as in the
-    forward). ``dx`` is the *full convolution* of ``dy`` with ``w``. With stride 1 it is
-    computed the way the forward is with few filters: ``dy``, padded and unrolled along the
-    kernel width, meets every kernel row in one product, and the rows of that product are
-    added with their shifts (only the rows and columns of the unpadded input are computed).
-    With a larger stride, ``dy`` is dilated by the stride (``s - 1`` zeros between entries),
+    kernel row ``kh`` saw; with few filters, one product for all kernel columns, of ``dy``
+    unrolled along the kernel width (:func:`_unroll_dy`: where each kernel column's output
+    went) with ``cols``. ``dx`` is the *full convolution* of ``dy`` with ``w``. With stride 1
+    it is computed the way the forward is with few filters, rows and columns swapped: the same
+    unrolled ``dy`` meets every kernel row in one product, and the rows of that product are
+    added with their shifts (only the rows of the unpadded input are computed; the padding's
+    columns are, and dropped). With a larger stride, ``dy`` is dilated by the stride (``s - 1`` zeros between entries),
     padded by ``K - 1``, then cross-correlated by :func:`conv2d_forward_chunk` with the kernel
     flipped in both axes and with the roles of input and output channels swapped.
     """
