@@ -372,7 +372,8 @@ def _add_shifted(Z, out, origin, step, shift):
     N, K, F, R, W = Z.shape
     z0, z1, z2, z3, z4 = Z.strides
     (r0, c0), (si, sj), (dr, dc) = origin, step, shift
-    view = as_strided(Z[:, :, :, r0:, c0:], (N, K, F) + out.shape[2:], (z0, z1 + dr * z3 + dc * z4, z2, si * z3, sj * z4))
+    view = as_strided(Z[:, :, :, r0:, c0:], (N, K, F) + out.shape[2:],
+                      (z0, z1 + dr * z3 + dc * z4, z2, si * z3, sj * z4))
     return np.add.reduce(view, axis=1, out=out)
 
 
@@ -484,9 +485,10 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     it is computed the way the forward is with few filters, rows and columns swapped: the same
     unrolled ``dy`` meets every kernel row in one product, and the rows of that product are
     added with their shifts (only the rows of the unpadded input are computed; the padding's
-    columns are, and dropped). With a larger stride, ``dy`` is dilated by the stride (``s - 1`` zeros between entries),
-    padded by ``K - 1``, then cross-correlated by :func:`conv2d_forward_chunk` with the kernel
-    flipped in both axes and with the roles of input and output channels swapped.
+    columns are, then dropped). With a larger stride, ``dy`` is dilated by the stride
+    (``s - 1`` zeros between entries), padded by ``K - 1``, then cross-correlated by
+    :func:`conv2d_forward_chunk` with the kernel flipped in both axes and with the roles of
+    input and output channels swapped.
     """
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     N, C, H, W = x_shape
@@ -525,7 +527,8 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
         # the padded input, and the rows are added with their shifts,
         # dx[n, c, h, t] = sum_kh G[n, kh, c, h + ph - kh, t + pw] (only the unpadded H x W part).
         Wp = W + 2 * pw
-        dZ = dZ if cache.kind == "columns" else _unroll_dy(dy, KW, Wp, 1)   # dZ[n, k, f, i, u] = dy[n, f, i, u - (KW-1-k)]
+        # dZ[n, k, f, i, u] = dy[n, f, i, u - (KW - 1 - k)] (with few filters, already made for dw)
+        dZ = dZ if cache.kind == "columns" else _unroll_dy(dy, KW, Wp, 1)
         wt = np.ascontiguousarray(w[:, :, :, ::-1].transpose(2, 1, 3, 0)).reshape(KH * C, KW * F)  # [(kh, c), (k, f)]
         # G, written between KH - 1 zero rows above and below, so that every shifted row exists
         R = H_out + 2 * (KH - 1)
@@ -631,7 +634,7 @@ class FastPoolCache(NamedTuple):
 
 def _windows_view(x, KH, KW, sh, sw, H_out, W_out):
     """Every window offset of ``x (N, C, H, W)`` side by side, a view (no copy):
-    ``v[u, v, n, c, i, j] = x[n, c, i*sh + u, j*sw + v]``, shape ``(KH, KW, N, C, H_out, W_out)``."""
+    ``view[u, v, n, c, i, j] = x[n, c, i*sh + u, j*sw + v]``, shape ``(KH, KW, N, C, H_out, W_out)``."""
     s0, s1, s2, s3 = x.strides
     return as_strided(x, (KH, KW) + x.shape[:2] + (H_out, W_out), (s2, s3, s0, s1, s2 * sh, s3 * sw))
 
@@ -651,7 +654,8 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     K = KH * KW
-    xs = np.ascontiguousarray(_windows_view(x, KH, KW, sh, sw, H_out, W_out)).reshape((K,) + x.shape[:2] + (H_out, W_out))
+    xs = np.ascontiguousarray(_windows_view(x, KH, KW, sh, sw, H_out, W_out))
+    xs = xs.reshape((K,) + x.shape[:2] + (H_out, W_out))                    # xs[u*KW + v] = offset (u, v)
     y = xs.max(axis=0)
     # The first offset that holds the maximum has the largest K - 1 - k among those that do.
     dtype = np.int8 if K <= 127 else np.int32
