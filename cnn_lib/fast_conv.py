@@ -72,7 +72,7 @@ __all__ = [
     "set_num_threads", "get_num_threads", "CHUNK", "CHUNK_POSITIONS", "FULL_UNROLL_BELOW",
     "FEW_FILTERS_BELOW",
     "FastPoolCache", "maxpool2d_forward", "maxpool2d_backward", "one_blas_thread",
-    "openblas_set_local_threads", "workspace", "unrolled_shape",
+    "openblas_set_local_threads", "workspace", "unrolled_shape", "unroll_kind", "runs_serially",
 ]
 
 
@@ -264,7 +264,7 @@ def parallel_map(fn, items):
     works alone: with ``set_num_threads(1)`` a convolution runs on one core. A call made while
     another is running (from another thread, or from ``fn``) runs serially in its caller."""
     T = max(1, min(_num_threads, len(items)))
-    if T == 1 or not _busy.acquire(blocking=False):
+    if T == 1 or not _busy.acquire(blocking=False):             # (the rule of runs_serially)
         with one_blas_thread():
             return [fn(item) for item in items]
     try:
@@ -292,6 +292,13 @@ def parallel_map(fn, items):
         return [groups[i % T][i // T] for i in range(len(items))]
     finally:
         _busy.release()
+
+
+def runs_serially(n_items):
+    """Whether a :func:`parallel_map` call over ``n_items`` items made now would run them all in
+    the calling thread: one thread or one item, or another call running (in another thread, or
+    around this one, as in each half of :meth:`cnn_lib.Sequential.train_step`)."""
+    return min(_num_threads, n_items) <= 1 or _busy.locked()
 
 
 def chunks(N, positions=None):
@@ -339,29 +346,45 @@ def workspace(name, shape, dtype):
 
 
 # --------------------------------------------------------------------------- conv2d
+def unroll_kind(C, F, KW):
+    """How :func:`conv2d_forward_chunk` unrolls its input for ``C`` input channels, ``F``
+    filters and a kernel ``KW`` wide: ``"windows"`` (``C * KW`` below ``FULL_UNROLL_BELOW``),
+    ``"columns"`` (fewer than ``FEW_FILTERS_BELOW`` filters) or ``"rows"``."""
+    if C * KW < FULL_UNROLL_BELOW:
+        return "windows"
+    return "columns" if F < FEW_FILTERS_BELOW else "rows"
+
+
 def unrolled_shape(x_shape, w_shape, geometry):
-    """The shape of the unrolled input ``cols`` that :func:`conv2d_forward_chunk` keeps:
-    ``(N, C, KH, KW, H_out, W_out)`` when it unrolls whole windows (``C * KW`` below
-    ``FULL_UNROLL_BELOW``), ``(N, C, KH, H_out, Wp)`` when it unrolls whole rows (fewer than
-    ``FEW_FILTERS_BELOW`` filters), else ``(N, C, KW, Hp, W_out)``. ``geometry`` as returned by
-    :func:`cnn_lib.shapes.check_conv2d`."""
+    """The shape of the unrolled input ``cols`` that :func:`conv2d_forward_chunk` keeps, by
+    :func:`unroll_kind`: ``(N, C, KH, KW, H_out, W_out)`` for whole windows, ``(N, C, KH, H_out, Wp)``
+    for whole rows (``"columns"``), ``(N, C, KW, Hp, W_out)`` for ``"rows"``. ``geometry`` as
+    returned by :func:`cnn_lib.shapes.check_conv2d`."""
     N, C, H, W = x_shape
     F, _, KH, KW = w_shape
     sh, sw, ph, pw, H_out, W_out = geometry
-    if C * KW < FULL_UNROLL_BELOW:
-        return (N, C, KH, KW, H_out, W_out)
-    if F < FEW_FILTERS_BELOW:
-        return (N, C, KH, H_out, W + 2 * pw)
-    return (N, C, KW, H + 2 * ph, W_out)
+    return {"windows": (N, C, KH, KW, H_out, W_out), "columns": (N, C, KH, H_out, W + 2 * pw),
+            "rows": (N, C, KW, H + 2 * ph, W_out)}[unroll_kind(C, F, KW)]
 
 
-def _copy_into(out, view):
-    """``view`` copied into ``out`` (a C-contiguous array of its shape and dtype), which is returned."""
+def _unroll(view, out=None):
+    """``view`` copied into a new C-contiguous array, or into ``out`` (a C-contiguous array of
+    its shape and dtype, checked), which is returned."""
+    if out is None:
+        return np.ascontiguousarray(view)
     if out.shape != view.shape or out.dtype != view.dtype or not out.flags.c_contiguous:
         raise ValueError(f"cols_out must be a C-contiguous {view.dtype} array of shape {view.shape}, "
                          f"got {out.dtype} {out.shape}" + ("" if out.flags.c_contiguous else " (not contiguous)"))
     np.copyto(out, view)
     return out
+
+
+def _windows_view(x, KH, KW, sh, sw, H_out, W_out):
+    """Every window of ``x (N, C, H, W)``, a view (no copy):
+    ``view[n, c, u, v, i, j] = x[n, c, i*sh + u, j*sw + v]``, shape ``(N, C, KH, KW, H_out, W_out)``
+    (the unrolled input of im2col, and the offsets max pooling compares)."""
+    s0, s1, s2, s3 = x.strides
+    return as_strided(x, x.shape[:2] + (KH, KW, H_out, W_out), (s0, s1, s2, s3, s2 * sh, s3 * sw))
 
 
 def _add_shifted(Z, out, origin, step, shift):
@@ -383,7 +406,7 @@ def _unroll_dy(dy, KW, Wp, sw):
     array ``(N, KW, F, H_out * Wp)``. That is the gradient each kernel column ``kw = KW - 1 - k``
     sends to the columns it read (``dZ`` of the forward with few filters), and also ``dy``
     unrolled as the input gradient's full convolution reads it. Built as ``KW`` shifted copies of
-    long contiguous blocks of one flat array, ``dyflat[n, f, KW - 1 + i*Wp + j*sw] = dy[n, f, i, j]``:
+    long contiguous blocks of one flat array, ``flat[n, f, KW - 1 + i*Wp + j*sw] = dy[n, f, i, j]``:
     a shift that runs past a row's end reads the zero columns on either side of the next one."""
     N, F, H_out, W_out = dy.shape
     P = H_out * Wp
@@ -425,27 +448,22 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
     F, _, KH, KW = w.shape
     xp = _pad(x, ph, pw)                                                    # (N, C, Hp, Wp)
     s0, s1, s2, s3 = xp.strides
-    if C * KW < FULL_UNROLL_BELOW:
+    Hp, Wp = xp.shape[2:]
+    y = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w)) if out is None else out
+    kind = unroll_kind(C, F, KW)
+    if kind == "windows":
         # Few input channels (the first layer): a kernel row alone would make products of
         # depth C*KW (5 for MNIST), too shallow to be fast. Unroll the whole window
         # (classic im2col, cheap when C is small) and make one product of depth C*KH*KW:
         # cols[n, c, kh, kw, i, j] = xp[n, c, i*sh + kh, j*sw + kw]
-        win = as_strided(xp, (N, C, KH, KW, H_out, W_out), (s0, s1, s2, s3, s2 * sh, s3 * sw))
-        cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KH, KW, H_out, W_out)
-        y3 = None if out is None else out.reshape(N, F, H_out * W_out)
-        y = np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out), out=y3)
-        y = y.reshape(N, F, H_out, W_out)
-        if b is not None:
-            y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
-        return y, ChunkCache("windows", cols)
-    Hp, Wp = xp.shape[2:]
-    y = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w)) if out is None else out
-    if F < FEW_FILTERS_BELOW:
+        cols = _unroll(_windows_view(xp, KH, KW, sh, sw, H_out, W_out), cols_out)   # (N, C, KH, KW, H_out, W_out)
+        np.matmul(w.reshape(F, C * KH * KW), cols.reshape(N, C * KH * KW, H_out * W_out),
+                  out=y.reshape(N, F, H_out * W_out))
+    elif kind == "columns":
         # Few filters: products of F rows are too thin to be fast. Unroll along the kernel
         # height, whole rows of the padded input (copies of long contiguous blocks):
         # cols[n, c, kh, i, t] = xp[n, c, i*sh + kh, t]
-        win = as_strided(xp, (N, C, KH, H_out, Wp), (s0, s1, s2, s2 * sh, s3))
-        cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KH, H_out, Wp)
+        cols = _unroll(as_strided(xp, (N, C, KH, H_out, Wp), (s0, s1, s2, s2 * sh, s3)), cols_out)  # (N, C, KH, H_out, Wp)
         # One product applies every kernel column to every column of those rows,
         # Z[n, kw, f, i, t] = sum_{c, kh} w[f, c, kh, kw] cols[n, c, kh, i, t],
         # and y[n, f, i, j] = sum_kw Z[n, kw, f, i, j*sw + kw] (kernel column kw reads column j*sw + kw).
@@ -453,11 +471,9 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
         Z = workspace("conv-columns", (N, KW * F, H_out * Wp), y.dtype)
         np.matmul(wk, cols.reshape(N, C * KH, H_out * Wp), out=Z)
         _add_shifted(Z.reshape(N, KW, F, H_out, Wp), y, origin=(0, 0), step=(1, sw), shift=(0, 1))
-        kind = "columns"
     else:
         # cols[n, c, kw, h, j] = xp[n, c, h, j*sw + kw]
-        win = as_strided(xp, (N, C, KW, Hp, W_out), (s0, s1, s3, s2, s3 * sw))
-        cols = np.ascontiguousarray(win) if cols_out is None else _copy_into(cols_out, win)  # (N, C, KW, Hp, W_out)
+        cols = _unroll(as_strided(xp, (N, C, KW, Hp, W_out), (s0, s1, s3, s2, s3 * sw)), cols_out)  # (N, C, KW, Hp, W_out)
         # One batched product per kernel row kh: the rows kh, kh + sh, ... of cols form a
         # (C*KW, H_out*W_out) matrix per image (a view when sh == 1).
         y3 = y.reshape(N, F, H_out * W_out)
@@ -469,7 +485,6 @@ def conv2d_forward_chunk(x, w, b, stride=1, padding=0, out=None, geometry=None, 
                 np.matmul(wk, rows, out=y3)                                 # (N, F, H_out*W_out)
             else:
                 y3 += np.matmul(wk, rows)
-        kind = "rows"
     if b is not None:
         y += b.reshape(1, F, 1, 1).astype(y.dtype, copy=False)
     return y, ChunkCache(kind, cols)
@@ -583,11 +598,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0, keep_cache=True):
     # batch: with an array per chunk, all freed at once, the C library handed the memory back to
     # the system and every call page-faulted anew (1.5 instead of 0.7 ms at batch 32). With several
     # threads each chunk keeps its own array (the shared one made training steps 4% slower).
-    serial = _num_threads == 1 or _busy.locked()
-    cols = np.empty(unrolled_shape(x.shape, w.shape, geometry), dtype=x.dtype) if serial else None
+    slices = chunks(x.shape[0], H_out * W_out) or [slice(0, 0)]
+    cols = np.empty(unrolled_shape(x.shape, w.shape, geometry), dtype=x.dtype) if runs_serially(len(slices)) else None
     caches = parallel_map(lambda sl: conv2d_forward_chunk(x[sl], w, b, out=y[sl], geometry=geometry,
-                                                          cols_out=None if cols is None else cols[sl])[1],
-                          chunks(x.shape[0], H_out * W_out) or [slice(0, 0)])
+                                                          cols_out=None if cols is None else cols[sl])[1], slices)
     return y, FastConvCache("fast", x.shape, w, (sh, sw), (ph, pw), caches)
 
 
@@ -632,13 +646,6 @@ class FastPoolCache(NamedTuple):
     stride: tuple
 
 
-def _windows_view(x, KH, KW, sh, sw, H_out, W_out):
-    """Every window offset of ``x (N, C, H, W)`` side by side, a view (no copy):
-    ``view[u, v, n, c, i, j] = x[n, c, i*sh + u, j*sw + v]``, shape ``(KH, KW, N, C, H_out, W_out)``."""
-    s0, s1, s2, s3 = x.strides
-    return as_strided(x, (KH, KW) + x.shape[:2] + (H_out, W_out), (s2, s3, s0, s1, s2 * sh, s3 * sw))
-
-
 def maxpool2d_forward(x, kernel_size=2, stride=None):
     """Max pooling that also records where each maximum is: the same ``y`` as
     :func:`cnn_lib.functional.maxpool2d_forward`, bit for bit.
@@ -654,8 +661,8 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     K = KH * KW
-    xs = np.ascontiguousarray(_windows_view(x, KH, KW, sh, sw, H_out, W_out))
-    xs = xs.reshape((K,) + x.shape[:2] + (H_out, W_out))                    # xs[u*KW + v] = offset (u, v)
+    offsets = _windows_view(x, KH, KW, sh, sw, H_out, W_out).transpose(2, 3, 0, 1, 4, 5)  # (KH, KW, N, C, H_out, W_out)
+    xs = np.ascontiguousarray(offsets).reshape((K,) + x.shape[:2] + (H_out, W_out))  # xs[u*KW + v] = offset (u, v)
     y = xs.max(axis=0)
     # The first offset that holds the maximum has the largest K - 1 - k among those that do.
     dtype = np.int8 if K <= 127 else np.int32
@@ -682,7 +689,7 @@ def maxpool2d_backward(dy, cache):
     disjoint = sh >= KH and sw >= KW                    # every input pixel is in at most one window
     covered = disjoint and H_out * sh == H and W_out * sw == W and (sh, sw) == (KH, KW)
     dx = (np.empty if covered else np.zeros)(cache.x_shape, dtype=dy.dtype)
-    windows = _windows_view(dx, KH, KW, sh, sw, H_out, W_out)              # (KH, KW, N, C, H_out, W_out)
+    windows = _windows_view(dx, KH, KW, sh, sw, H_out, W_out).transpose(2, 3, 0, 1, 4, 5)  # (KH, KW, N, C, H_out, W_out)
     offsets = np.arange(KH * KW, dtype=argmax.dtype).reshape(KH, KW, 1, 1, 1, 1)
     if disjoint:
         np.multiply(argmax == offsets, dy, out=windows)                    # each pixel written once
