@@ -318,6 +318,19 @@ def test_parallel_map_keeps_one_blas_thread_until_every_thread_is_done():
         F.set_num_threads(threads)
 
 
+def test_runs_serially_says_what_parallel_map_will_do():
+    before = F.get_num_threads()
+    try:
+        F.set_num_threads(2)
+        assert not fast_conv.runs_serially(2) and fast_conv.runs_serially(1)
+        inside = fast_conv.parallel_map(lambda item: fast_conv.runs_serially(2), [0, 1])
+        assert inside == [True, True]                  # a call made inside another runs serially
+        F.set_num_threads(1)
+        assert fast_conv.runs_serially(2)
+    finally:
+        F.set_num_threads(before)
+
+
 def test_parallel_map_from_several_threads_at_once():
     """Calls made at the same time from different threads all get their own, complete result."""
     import threading
@@ -378,7 +391,8 @@ def test_workspace_is_reused_per_name_shape_dtype_and_thread():
 
 
 def test_conv2d_backward_twice_gives_the_same_gradients(unroll):
-    """The stacked rows' backward reuses a scratch array whose zeros must stay zeros."""
+    """The backward reuses scratch arrays (the unrolled dy, the input gradient's shifted rows,
+    the dilated dy) whose zeros must stay zeros."""
     # the first case comes again last, after another shape has used scratch arrays of its own
     for case in ((4, 3, 8, 9, 9, 5, 5, 1, 0), (4, 3, 8, 9, 9, 3, 3, 2, 1), (4, 3, 8, 9, 9, 5, 5, 1, 0)):
         x, w, b, stride, padding = make_conv(case, seed=21)

@@ -557,13 +557,13 @@ def test_train_step_is_the_layer_by_layer_pass_when_halves_do_not_apply():
     for model, N in cases:
         assert not model.runs_in_halves(N)
         x, y = _batch(N, seed=N)
-        for layer in model.layers.values():                  # dropout: a mask from a fresh stream
-            if hasattr(layer, "rng"):
-                layer.rng = np.random.default_rng(7)
+        def same_masks():                                    # dropout: a mask from a fresh stream
+            for layer in model.layers.values():
+                if hasattr(layer, "rng"):
+                    layer.rng = np.random.default_rng(7)
+        same_masks()
         loss_ref, logits_ref, grads_ref = _layer_by_layer(model, x, y)
-        for layer in model.layers.values():                  # ... and the same mask again
-            if hasattr(layer, "rng"):
-                layer.rng = np.random.default_rng(7)
+        same_masks()                                         # ... and the same mask again
         loss, logits = model.train_step(x, y)
         assert loss == loss_ref
         assert_array_equal(logits, logits_ref)
@@ -608,12 +608,11 @@ def test_train_step_halves_run_on_two_threads(threads, monkeypatch):
     """With 2 threads, each half's loss is computed on its own thread; with 1, both on the caller's."""
     import threading
     from cnn_lib import model as M
-    seen = []
+    seen, loss = [], M.softmax_cross_entropy
 
     def recording_loss(logits, y):
         seen.append((threading.get_ident(), len(y)))
-        return M.softmax_cross_entropy.__wrapped__(logits, y)
-    recording_loss.__wrapped__ = M.softmax_cross_entropy
+        return loss(logits, y)
     monkeypatch.setattr(M, "softmax_cross_entropy", recording_loss)
     model = seed_network(0)
     x, y = _batch(33)
