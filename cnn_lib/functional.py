@@ -37,7 +37,7 @@ import numpy as np
 
 from . import fast_conv
 from .fast_conv import get_num_threads, set_num_threads
-from .shapes import check_conv2d, check_pool2d, conv_output_size, pair
+from .shapes import check_conv2d, check_dropout_p, check_labels, check_pool2d, conv_output_size, pair
 
 __all__ = [
     "conv_output_size", "set_num_threads", "get_num_threads",
@@ -581,21 +581,10 @@ def log_softmax_naive(z):
     return out
 
 
-def _check_labels(logits, y):
-    y = np.asarray(y)
-    if logits.ndim != 2:
-        raise ValueError(f"expected logits of shape (N, K), got shape {logits.shape}")
-    if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"expected integer labels of shape ({logits.shape[0]},), got {y.dtype} {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
-        raise ValueError(f"labels must lie in 0..{logits.shape[1] - 1}, got {y.min()}..{y.max()}")
-    return y
-
-
 def nll_loss(log_probs, y):
     """Negative log-likelihood, eq. (5), averaged over the batch:
     ``-(1/N) sum_n log p[n, y_n]``. Shapes: ``log_probs (N, K)``, ``y (N,)`` -> scalar."""
-    y = _check_labels(log_probs, y)
+    y = check_labels(log_probs, y)
     return -log_probs[np.arange(len(y)), y].mean()
 
 
@@ -621,7 +610,7 @@ def cross_entropy_backward(logits, y):
 
     Shapes: ``logits (N, K)``, ``y (N,)`` -> ``dlogits (N, K)``.
     """
-    y = _check_labels(logits, y)
+    y = check_labels(logits, y)
     d = softmax(logits)
     d[np.arange(len(y)), y] -= 1
     return d / np.asarray(len(y), dtype=d.dtype)
@@ -643,17 +632,6 @@ def cross_entropy_backward_naive(logits, y):
 
 
 # --------------------------------------------------------------------------- dropout
-def _check_dropout_p(p):
-    """``p`` as a float, or a clear error: a finite real number with ``0 <= p < 1``."""
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"dropout probability p must be a real number, got {p!r}")
-    p = float(p)
-    if not (np.isfinite(p) and 0.0 <= p < 1.0):
-        raise ValueError(f"dropout probability p must satisfy 0 <= p < 1 (the probability of "
-                         f"dropping a unit), got {p}")
-    return p
-
-
 def dropout_forward(x, p, rng):
     """Inverted dropout: each entry of ``x`` is kept with probability ``1 - p`` and scaled
     by ``1 / (1 - p)``, or set to zero (dropped) with probability ``p``:
@@ -676,7 +654,7 @@ def dropout_forward(x, p, rng):
 
     Shapes: ``x`` any -> ``y``, ``mask`` the same shape.
     """
-    p = _check_dropout_p(p)
+    p = check_dropout_p(p)
     x = np.asarray(x)
     keep = np.random.default_rng(rng).random(x.shape) >= p        # float64 uniforms, any dtype of x
     mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
@@ -696,7 +674,7 @@ def dropout_naive(x, p, rng):
     """Loop version of :func:`dropout_forward`, one entry at a time: draw ``u``, keep the
     entry (times ``1 / (1 - p)``) when ``u >= p``, else write 0. With a Generator in the same
     state it returns the same ``(y, mask)`` as the vectorized version."""
-    p = _check_dropout_p(p)
+    p = check_dropout_p(p)
     x = np.asarray(x)
     rng = np.random.default_rng(rng)
     scale = 1.0 / (1.0 - p)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import fast_conv
 from . import functional as F
-from .shapes import integer, pair
+from .shapes import check_dropout_p, integer, pair
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Arctan", "Flatten"]
 
@@ -291,7 +291,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        self.p = F._check_dropout_p(p)
+        self.p = check_dropout_p(p)
         self.rng = _rng(rng)
 
     def forward(self, x, train=True):

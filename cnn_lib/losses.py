@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import _check_labels, log_softmax
+from .functional import log_softmax
+from .shapes import check_labels
 
 __all__ = ["softmax_cross_entropy"]
 
@@ -18,7 +19,7 @@ def softmax_cross_entropy(logits, y):
 
     Shapes: ``logits (N, K)``, ``y (N,)`` integers in ``0..K-1`` -> ``(loss: float, dlogits (N, K))``.
     """
-    y = _check_labels(logits, y)
+    y = check_labels(logits, y)
     logp = log_softmax(logits)                         # (N, K), finite for any finite logits
     rows = np.arange(len(y))
     loss = -float(logp[rows, y].mean())

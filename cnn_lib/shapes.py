@@ -4,14 +4,16 @@
   integer; never a float, a string or a bool) and say which argument was wrong;
 * :func:`conv_output_size` is the book's ``n_out = floor((n + 2p - k) / s) + 1``;
 * :func:`check_conv2d` and :func:`check_pool2d` check the arrays and hyper-parameters of a
-  convolution or a pooling and return the output size.
+  convolution or a pooling and return the output size;
+* :func:`check_labels` and :func:`check_dropout_p` check a loss's labels and a dropout
+  probability (shared by :mod:`cnn_lib.functional`, :mod:`cnn_lib.losses` and :mod:`cnn_lib.layers`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d"]
+__all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d", "check_labels", "check_dropout_p"]
 
 
 def _is_integer(value):
@@ -118,3 +120,27 @@ def check_pool2d(x, kernel_size, stride):
     H_out = conv_output_size(x.shape[2], KH, sh)
     W_out = conv_output_size(x.shape[3], KW, sw)
     return KH, KW, sh, sw, H_out, W_out
+
+
+def check_labels(logits, y):
+    """``y`` as an array, or a clear error: integer labels of shape ``(N,)`` in ``0..K-1`` for
+    ``logits (N, K)``."""
+    y = np.asarray(y)
+    if logits.ndim != 2:
+        raise ValueError(f"expected logits of shape (N, K), got shape {logits.shape}")
+    if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"expected integer labels of shape ({logits.shape[0]},), got {y.dtype} {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in 0..{logits.shape[1] - 1}, got {y.min()}..{y.max()}")
+    return y
+
+
+def check_dropout_p(p):
+    """``p`` as a float, or a clear error: a finite real number with ``0 <= p < 1``."""
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout probability p must be a real number, got {p!r}")
+    p = float(p)
+    if not (np.isfinite(p) and 0.0 <= p < 1.0):
+        raise ValueError(f"dropout probability p must satisfy 0 <= p < 1 (the probability of "
+                         f"dropping a unit), got {p}")
+    return p
