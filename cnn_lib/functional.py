@@ -65,7 +65,7 @@ def _pad(x, ph, pw):
 
 # --------------------------------------------------------------------------- dense
 def dense(x, w, b):
-    """Fully connected layer, eq. (1): ``y = x w + b``.
+    """Fully connected layer, the report's eq. (1): ``y = x w + b``.
 
     Shapes: ``x (N, D_in)``, ``w (D_in, D_out)``, ``b (D_out,)`` -> ``y (N, D_out)``.
     """
@@ -247,7 +247,7 @@ def conv2d_backward(dy, cache, need_dx=True):
 
 
 def conv2d(x, w, b, stride=1, padding=0):
-    """2-D cross-correlation of a batch with a bank of filters (eq. 17 and 18), forward only.
+    """2-D cross-correlation of a batch with a bank of filters (the report's eqs. 17 and 18), forward only.
 
     ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i*s + u, j*s + v]``
     where ``xp`` is ``x`` zero-padded by ``padding`` on each side.
@@ -266,11 +266,13 @@ def conv2d(x, w, b, stride=1, padding=0):
 
 
 def conv2d_naive(x, w, b, stride=1, padding=0):
-    """Loop version of :func:`conv2d`, indices as in eq. (9), (17) and (18).
+    """Loop version of :func:`conv2d`, indices as in the report's eqs. (17) and (18) (the
+    convolution with stride and zero padding of part II).
 
-    For every image ``n``, filter ``f`` and output position ``(i, j)`` the
-    Hadamard product (eq. 6) of the filter with the window of the padded input
-    that starts at ``(i*sh, j*sw)`` is summed, and the bias added.
+    For every image ``n``, filter ``f`` and output position ``(i, j)``, the filter and the window
+    of the padded input that starts at ``(i*sh, j*sw)`` are multiplied entry by entry and the
+    products summed (a Frobenius inner product; the report's eq. 6 calls it a Hadamard product,
+    which is the entry-by-entry product alone), and the bias is added once.
     """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     N = x.shape[0]
@@ -475,7 +477,7 @@ def relu_backward(dy, x):
 
 
 def sigmoid(x):
-    """Logistic sigmoid, eq. (3): ``1 / (1 + exp(-x))``, computed without overflow."""
+    """Logistic sigmoid, the report's eq. (3): ``1 / (1 + exp(-x))``, computed without overflow."""
     e = np.exp(-np.abs(x))               # never overflows
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -516,7 +518,7 @@ def relu_backward_naive(dy, x):
 
 
 def sigmoid_naive(x):
-    """Loop version of :func:`sigmoid`, eq. (3), with the same guard against overflow."""
+    """Loop version of :func:`sigmoid` (the report's eq. 3), with the same guard against overflow."""
     import math
 
     def s(v):
@@ -549,7 +551,7 @@ def log_softmax(z, axis=-1):
 
 
 def softmax(z, axis=-1):
-    """Softmax, eq. (4): ``exp(z_k) / sum_j exp(z_j)``, shifted by the max so that
+    """Softmax, the report's eq. (4): ``exp(z_k) / sum_j exp(z_j)``, shifted by the max so that
     logits of any size give finite probabilities that sum to one."""
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -582,7 +584,7 @@ def log_softmax_naive(z):
 
 
 def nll_loss(log_probs, y):
-    """Negative log-likelihood, eq. (5), averaged over the batch:
+    """Negative log-likelihood, the report's eq. (5), averaged over the batch:
     ``-(1/N) sum_n log p[n, y_n]``. Shapes: ``log_probs (N, K)``, ``y (N,)`` -> scalar."""
     y = check_labels(log_probs, y)
     return -log_probs[np.arange(len(y)), y].mean()

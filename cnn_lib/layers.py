@@ -81,7 +81,7 @@ class Layer:
 
 
 class Dense(Layer):
-    """Fully connected layer ``y = x w + b`` (eq. 1).
+    """Fully connected layer ``y = x w + b`` (the report's eq. 1).
 
     Parameters
     ----------
@@ -246,7 +246,7 @@ class ReLU(_Activation):
 
 
 class Sigmoid(_Activation):
-    """Logistic sigmoid element-wise (eq. 3). Any shape."""
+    """Logistic sigmoid element-wise (the report's eq. 3). Any shape."""
     _f, _df = F.sigmoid, F.sigmoid_backward
 
 

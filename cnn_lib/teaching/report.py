@@ -226,13 +226,13 @@ def adamGD(X, Y, num_classes, lr, beta1, beta2, params, cost):
     """One training step on a batch, one image at a time, with the report's "Adam".
 
     X (batch, 1, 28, 28), Y (batch,) integer labels. The gradients of the images are
-    summed, then every parameter is updated with moments created as zeros *here*::
+    summed and divided by the batch size, ``g`` (the mean gradient over the batch), then every
+    parameter is updated with moments created as zeros *here*::
 
         v = beta1 * 0 + (1 - beta1) * g;   s = beta2 * 0 + (1 - beta2) * g**2
         p -= lr * v / sqrt(s + 1e-7)
 
-    with ``g`` the mean gradient over the batch: no memory between batches and no bias
-    correction. Appends the batch's mean loss to ``cost``; returns ``(params, cost)``.
+    no memory between batches and no bias correction. Appends the batch's mean loss to ``cost``; returns ``(params, cost)``.
     """
     batch_size = len(X)
     grads = [np.zeros(p.shape) for p in params]

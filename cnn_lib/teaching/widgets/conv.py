@@ -369,7 +369,7 @@ def scan_animation(M, K=None, b=0.0, *, stride=1, padding=0, op="conv", interval
     """Animation of a window scanning an input, one output value per frame.
 
     ``op="conv"``: each frame shows the window of the (padded) input, the Hadamard product of
-    the window with ``K`` (eq. 6) and the feature map filled so far, ``F = K ⋆ M + b``.
+    the window with ``K`` (the report's eq. 6) and the feature map filled so far, ``F = K ⋆ M + b``.
     ``op="max"`` or ``"avg"``: a pooling window of ``K``'s shape (pass ``K=(kh, kw)``) and
     the pooled output. Show it in a notebook with ``HTML(anim.to_jshtml())`` (self-contained:
     plays in the online book). The figure is closed, so it is not displayed twice.

@@ -389,7 +389,7 @@ def parse_logits(text):
 
 
 def softmax_numbers(logits="2, 1, 0.1", temperature=1.0, label=0):
-    """Probabilities ``softmax(z / T)`` (eq. 4) and the loss ``-log p_label`` (eq. 5), computed
+    """Probabilities ``softmax(z / T)`` (the report's eq. 4) and the loss ``-log p_label`` (its eq. 5), computed
     stably by :mod:`cnn_lib.functional`.
 
     Returns a dict with ``z`` (K,), ``scaled`` (``z / T``), ``p`` (K,), ``loss`` and
