@@ -3,11 +3,13 @@
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose, assert_array_equal
 
 from cnn_lib.teaching import conv_teaching as T
 from cnn_lib import functional as F
 from cnn_lib.gradcheck import check_function
+from cnn_lib.shapes import pair
 
 signal = pytest.importorskip("scipy.signal")
 
@@ -183,20 +185,30 @@ def test_single_channel_grad_input_is_scipy_full_convolution():
 
 
 # --------------------------------------------------------------------------- im2col and the matrix of a convolution
+def _im2col_by_sliding_windows(x, kernel_size, stride, padding):
+    """An independent im2col: NumPy's view of every window, strided, transposed and copied."""
+    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
+                                   pair(padding, "padding"))
+    N, C, H, W = x.shape
+    H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, : (H_out - 1) * sh + 1 : sh, : (W_out - 1) * sw + 1 : sw]
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * KH * KW, H_out * W_out)
+
+
 @pytest.mark.parametrize("case", CONV_CASES, ids=_cid)
-def test_im2col_convolution_matches_library(case):
+def test_part_two_im2col_matches_sliding_windows(case):
+    # part II prints functional.im2col and functional.conv2d_forward: checked here against
+    # another construction of the columns, and the convolution against the loops
     x, w, _, s, p = _conv_case(case)
     b = _rng(8).standard_normal(w.shape[0])
-    assert_allclose(T.conv2d_im2col(x, w, b, s, p), F.conv2d_naive(x, w, b, s, p), **TOL)
-    cols = T.im2col(x, w.shape[2:], s, p)
-    N, C = x.shape[:2]
-    _, KH, KW = w.shape[1:]
-    assert cols.shape[:2] == (N, C * KH * KW)
+    assert_array_equal(F.im2col(x, w.shape[2:], s, p), _im2col_by_sliding_windows(x, w.shape[2:], s, p))
+    assert_allclose(F.conv2d_forward(x, w, b, s, p)[0], F.conv2d_naive(x, w, b, s, p), **TOL)
 
 
 def test_im2col_by_hand():
     x = np.arange(9.0).reshape(1, 1, 3, 3)
-    cols = T.im2col(x, 2)
+    cols = F.im2col(x, 2)
     # windows (row-major) [[0,1],[3,4]], [[1,2],[4,5]], [[3,4],[6,7]], [[4,5],[7,8]], each one column
     assert_array_equal(cols[0], [[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]])
 

@@ -14,8 +14,7 @@ library's layout, ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``dy (N, F, H_out, W
   ``full``), :func:`conv2d_grad_weight_naive` and :func:`conv2d_grad_input_naive` (the
   gradients of a convolution layer written as a correlation and a full convolution).
 * Their array versions: :func:`conv2d_grad_weight` and :func:`conv2d_grad_input` (both
-  built on :func:`cnn_lib.functional.conv2d`), :func:`im2col` and :func:`conv2d_im2col`
-  (a convolution as one matrix product), :func:`conv_as_matrix` (the dense matrix that a
+  built on :func:`cnn_lib.functional.conv2d`), :func:`conv_as_matrix` (the dense matrix that a
   convolution is), :func:`dilate` (zeros between entries: strided gradients, dilated kernels).
 * Small tools for pictures and experiments: :data:`KERNELS`, :func:`edge_kernel`,
   :func:`resize_image`, :func:`shift_image`, :func:`conv_macs`, :func:`same_padding`.
@@ -26,7 +25,6 @@ library's layout, ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``dy (N, F, H_out, W
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import functional as F
 from ..shapes import pair
@@ -34,7 +32,7 @@ from ..shapes import pair
 __all__ = [
     "KERNELS", "edge_kernel", "feature_map_naive", "correlate2d_naive", "convolve2d_naive",
     "dilate", "conv2d_grad_weight_naive", "conv2d_grad_input_naive", "conv2d_grad_weight",
-    "conv2d_grad_input", "im2col", "conv2d_im2col", "conv_as_matrix", "conv_macs",
+    "conv2d_grad_input", "conv_as_matrix", "conv_macs",
     "same_padding", "resize_image", "shift_image", "convolve1d_naive", "receptive_field",
 ]
 
@@ -289,7 +287,7 @@ def conv2d_grad_input_naive(dy, w, x_shape, stride=1, padding=0):
     """``dL/dx`` of :func:`cnn_lib.functional.conv2d` with loops, as a *full convolution*.
 
     With ``g = dilate(dy, stride)`` (zeros where no window started), the gradient of the
-    padded input is ``dxp[n, c, h, k] = sum_f sum_{u, v} g[n, f, h - u, k - v] w[f, c, u, v]``
+    padded input is ``dxp[n, c, r, q] = sum_f sum_{u, v} g[n, f, r - u, q - v] w[f, c, u, v]``
     (``g`` taken as 0 outside its borders): the true convolution of ``g`` with the kernel,
     in 'full' mode, summed over the filters. Cropping the padding gives ``dx``.
 
@@ -305,15 +303,15 @@ def conv2d_grad_input_naive(dy, w, x_shape, stride=1, padding=0):
     dxp = np.zeros((N, C, Hp, Wp), dtype=np.result_type(dy, w))
     for n in range(N):
         for c in range(C):
-            for h in range(Hp):
-                for k in range(Wp):
+            for r in range(Hp):
+                for q in range(Wp):
                     total = 0.0
                     for f in range(Fn):
                         for u in range(KH):
                             for v in range(KW):
-                                if 0 <= h - u < Gh and 0 <= k - v < Gw:
-                                    total += g[n, f, h - u, k - v] * w[f, c, u, v]
-                    dxp[n, c, h, k] = total
+                                if 0 <= r - u < Gh and 0 <= q - v < Gw:
+                                    total += g[n, f, r - u, q - v] * w[f, c, u, v]
+                    dxp[n, c, r, q] = total
     return dxp[:, :, ph:ph + H, pw:pw + W].copy()
 
 
@@ -356,42 +354,6 @@ def conv2d_grad_input(dy, w, x_shape, stride=1, padding=0):
 
 
 # --------------------------------------------------------------------------- convolution as a matrix product
-def im2col(x, kernel_size, stride=1, padding=0):
-    """Unroll every window of ``x`` into a column ("image to columns").
-
-    ``cols[n, (c, u, v), (i, j)] = xp[n, c, i*sh + u, j*sw + v]``, so that a convolution is
-    one matrix product: ``y[n] = w.reshape(F, C*KH*KW) @ cols[n]``.
-
-    Shapes: ``x (N, C, H, W)`` -> ``cols (N, C*KH*KW, H_out*W_out)``. It holds every input
-    pixel up to ``KH*KW`` times: the memory that buys the speed.
-    """
-    (KH, KW), (sh, sw), (ph, pw) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
-                                   pair(padding, "padding"))
-    N, C, H, W = x.shape
-    H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))                  # (N, C, Hp, Wp)
-    win = sliding_window_view(xp, (KH, KW), axis=(2, 3))                  # (N, C, Hp-KH+1, Wp-KW+1, KH, KW)
-    win = win[:, :, : (H_out - 1) * sh + 1 : sh, : (W_out - 1) * sw + 1 : sw]  # (N, C, H_out, W_out, KH, KW)
-    cols = win.transpose(0, 1, 4, 5, 2, 3)                                # (N, C, KH, KW, H_out, W_out)
-    return cols.reshape(N, C * KH * KW, H_out * W_out)                    # (N, C*KH*KW, H_out*W_out)
-
-
-def conv2d_im2col(x, w, b, stride=1, padding=0):
-    """:func:`cnn_lib.functional.conv2d` written as im2col and one (batched) matrix product.
-
-    Shapes: ``x (N, C, H, W)``, ``w (F, C, KH, KW)``, ``b (F,)`` -> ``y (N, F, H_out, W_out)``.
-    """
-    N, C, H, W = x.shape
-    Fn, _, KH, KW = w.shape
-    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
-    H_out, W_out = F.conv_output_size(H, KH, sh, ph), F.conv_output_size(W, KW, sw, pw)
-    cols = im2col(x, (KH, KW), stride, padding)                           # (N, C*KH*KW, H_out*W_out)
-    y = w.reshape(Fn, C * KH * KW) @ cols                                  # (N, F, H_out*W_out)
-    if b is not None:
-        y = y + b.reshape(1, Fn, 1)
-    return y.reshape(N, Fn, H_out, W_out)
-
-
 def conv_as_matrix(K, H, W, stride=1, padding=0):
     """The matrix ``A`` of a one-channel convolution: ``A @ M.ravel() == conv2d(M, K).ravel()``.
 
