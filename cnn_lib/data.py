@@ -546,7 +546,11 @@ def train_val_split(x, y, val_size=10_000, seed=0):
     returns x_train (N - val_size, ...), y_train (N - val_size,), x_val (val_size, ...), y_val (val_size,)
 
     Raises ``ValueError`` if ``val_size`` is not an integer in ``1 .. N - 1`` or the lengths differ.
+    Lists are converted to arrays.
     """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"expected x (N, ...) and y (N,), got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs but {len(y)} labels")
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):

@@ -22,7 +22,8 @@ module computes exactly the same sums, and is what :class:`cnn_lib.Conv2D` and
    kept (``kind`` is ``"rows"``, ``"columns"`` or ``"windows"``).
 2. **Keep the unrolled input for backward.** ``dw`` is one product of ``dy`` with the same
    columns, so the backward pass never unrolls the input again; ``dx`` is the *full convolution*
-   of ``dy`` with the flipped kernel. With stride 1 it is computed like the forward with few
+   of ``dy`` (dilated by the stride) with the kernel: the cross-correlation of that ``dy``, padded
+   by ``K - 1``, with the kernel flipped in both axes. With stride 1 it is computed like the forward with few
    filters, rows and columns swapped: ``dy`` unrolled along the kernel width (the same array
    that ``dw`` needs with few filters) meets every kernel row in one product, whose rows are
    added with their shifts; with a larger stride, by the forward code itself, on ``dy`` dilated
@@ -496,11 +497,12 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     ``dw[:, :, kh, :]`` is one batched product of ``dy`` with the rows of ``cols`` that
     kernel row ``kh`` saw; with few filters, one product for all kernel columns, of ``dy``
     unrolled along the kernel width (:func:`_unroll_dy`: where each kernel column's output
-    went) with ``cols``. ``dx`` is the *full convolution* of ``dy`` with ``w``. With stride 1
+    went) with ``cols``. ``dx`` is the *full convolution* of ``dy`` (dilated by the stride)
+    with ``w``, summed over the filters. With stride 1
     it is computed the way the forward is with few filters, rows and columns swapped: the same
     unrolled ``dy`` meets every kernel row in one product, and the rows of that product are
     added with their shifts (only the rows of the unpadded input are computed; the padding's
-    columns are, then dropped). With a larger stride, ``dy`` is dilated by the stride
+    columns are computed, then dropped). With a larger stride, ``dy`` is dilated by the stride
     (``s - 1`` zeros between entries), padded by ``K - 1``, then cross-correlated by
     :func:`conv2d_forward_chunk` with the kernel flipped in both axes and with the roles of
     input and output channels swapped.

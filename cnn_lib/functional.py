@@ -13,14 +13,18 @@ conv2d_forward(x, w, b, stride, padding)`` keeps what the gradient needs, and ``
 conv2d_backward(dy, cache)`` uses it (nothing is computed twice); ``conv2d(x, w, b, ...)``
 and ``maxpool2d(x, ...)`` are the forward passes alone.
 
-The convolution here is the one of part II, :func:`im2col` and one matrix product. The
+The convolution here is the one of part II, :func:`im2col` and one matrix product (the
+chapter *Multiple channels, stride and zero padding* prints it). The
 layers and :func:`conv2d` run the faster version of :mod:`cnn_lib.fast_conv` (same sums,
 organized for the processor's cache and two cores); ``set_num_threads`` and
 ``get_num_threads`` are re-exported from there.
 
-Conventions (the book's and PyTorch's): images are ``(N, C, H, W)``, convolution
-weights ``(F, C, KH, KW)`` with biases ``(F,)``, dense weights ``(D, M)`` so that
-``y = x @ w + b``, logits ``(N, K)`` and labels integers ``(N,)``.
+Conventions (the book's): images are ``(N, C, H, W)``, convolution weights ``(F, C, KH, KW)``
+(as in PyTorch) with biases ``(F,)``, dense weights ``(D_in, D_out)`` so that ``y = x @ w + b``
+(PyTorch's ``nn.Linear`` stores the transpose), logits ``(N, K)`` and labels integers ``(N,)``.
+Index letters: ``n`` is the image, ``f`` the filter, ``c`` the channel, ``(i, j)`` the output
+position and ``(u, v)`` the offset inside the kernel window: the book's ``(m, n)``, renamed
+because ``n`` is the image here.
 ``stride`` and ``padding`` accept an int or a pair of ints ``(vertical, horizontal)``
 (see :func:`cnn_lib.shapes.pair`).
 
@@ -56,6 +60,21 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
+def _check_dy(dy, expected, name):
+    """Raises ``ValueError`` unless ``dy`` has the shape ``expected`` (that of the forward pass's
+    output): a ``dy`` that broadcasts against it would give a wrong gradient without an error."""
+    if np.shape(dy) != tuple(expected):
+        raise ValueError(f"{name} expects dy of shape {tuple(expected)} (the forward pass's output), "
+                         f"got {np.shape(dy)}")
+
+
+def _check_dense(x, w, b, name):
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise ValueError(f"{name} expects x (N, D_in) and w (D_in, D_out), got x {x.shape} and w {w.shape}")
+    if np.shape(b) != (w.shape[1],):
+        raise ValueError(f"{name} expects b of shape ({w.shape[1]},) to match w {w.shape}, got {np.shape(b)}")
+
+
 def _pad(x, ph, pw):
     """Zero-pad the two spatial axes of ``x (N, C, H, W)``."""
     if ph == 0 and pw == 0:
@@ -65,12 +84,12 @@ def _pad(x, ph, pw):
 
 # --------------------------------------------------------------------------- dense
 def dense(x, w, b):
-    """Fully connected layer, the report's eq. (1): ``y = x w + b``.
+    """Fully connected layer, eq. ``part1-mlp-eq-dense``: ``y = x w + b``, one example per row,
+    with ``w = W^T`` the transpose of the report's ``W`` (its eq. 1, ``W a + b``).
 
     Shapes: ``x (N, D_in)``, ``w (D_in, D_out)``, ``b (D_out,)`` -> ``y (N, D_out)``.
     """
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
-        raise ValueError(f"dense expects x (N, D_in) and w (D_in, D_out), got x {x.shape} and w {w.shape}")
+    _check_dense(x, w, b, "dense")
     return x @ w + b
 
 
@@ -79,11 +98,16 @@ def dense_backward(dy, x, w):
 
     Shapes: ``dy (N, D_out)``, ``x (N, D_in)``, ``w (D_in, D_out)`` -> ``dx (N, D_in), dw (D_in, D_out), db (D_out,)``.
     """
+    _check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward")
     return dy @ w.T, x.T @ dy, dy.sum(axis=0)
 
 
 def dense_naive(x, w, b):
-    """Loop version of :func:`dense`: ``y[n, m] = b[m] + sum_d x[n, d] w[d, m]``."""
+    """Loop version of :func:`dense`: ``y[n, m] = b[m] + sum_d x[n, d] w[d, m]``.
+
+    Shapes: as :func:`dense`.
+    """
+    _check_dense(x, w, b, "dense_naive")
     N, D_in = x.shape
     D_out = w.shape[1]
     y = np.zeros((N, D_out), dtype=np.result_type(x, w))
@@ -97,7 +121,11 @@ def dense_naive(x, w, b):
 
 
 def dense_backward_naive(dy, x, w):
-    """Loop version of :func:`dense_backward`, one term of the chain rule at a time."""
+    """Loop version of :func:`dense_backward`, one term of the chain rule at a time.
+
+    Shapes: as :func:`dense_backward`.
+    """
+    _check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward_naive")
     N, D_in = x.shape
     D_out = w.shape[1]
     dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros(D_out, dtype=dy.dtype)
@@ -171,6 +199,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     Shapes: ``cols (N, C*KH*KW, H_out*W_out)``, ``x_shape = (N, C, H, W)`` -> ``dx (N, C, H, W)``.
     """
     (KH, KW), (sh, sw), (ph, pw) = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding")
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
     N, C, H, W = x_shape
     H_out, W_out = conv_output_size(H, KH, sh, ph), conv_output_size(W, KW, sw, pw)
     if cols.shape != (N, C * KH * KW, H_out * W_out):
@@ -187,7 +217,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D cross-correlation as one matrix product: :func:`im2col`, then ``w`` times the columns.
 
     ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] xp[n, c, i*sh + u, j*sw + v]``
-    ``= b[f] + sum_{(c, u, v)} W[f, (c, u, v)] cols[n, (c, u, v), (i, j)]`` with ``W = w.reshape(F, C*KH*KW)``.
+    ``= b[f] + sum_{(c, u, v)} w2d[f, (c, u, v)] cols[n, (c, u, v), (i, j)]`` with ``w2d = w.reshape(F, C*KH*KW)``.
 
     This is the readable version; :mod:`cnn_lib.fast_conv` computes the same sums faster
     (it is what :func:`conv2d` and :class:`cnn_lib.Conv2D` run).
@@ -212,12 +242,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of :func:`conv2d_forward` from its cache (no forward pass is recomputed).
 
-    With ``Y = W cols + b`` for each image (``W = w.reshape(F, C*KH*KW)``):
+    With ``Y = w2d cols + b`` for each image (``w2d = w.reshape(F, C*KH*KW)``):
 
     * ``dw = sum_n dY_n cols_n^T``: each filter weight, times the input it saw, summed;
     * ``db = sum_{n, i, j} dy[n, :, i, j]``;
-    * ``dx = col2im(W^T dY)``: each output gradient sent back, weighted by ``w``, to the
-      pixels of its window (this is the *full convolution* of ``dy`` with the kernel).
+    * ``dx = col2im(w2d^T dY)``: each output gradient sent back, weighted by ``w``, to the
+      pixels of its window (this is the *full convolution* of ``dy``, dilated by the stride,
+      with the kernel, summed over the filters: eqs. ``conv-bp-multi`` and ``conv-bp-stride``).
 
     With ``need_dx=False`` (the first layer of a network) ``dx`` is ``None``.
 
@@ -247,9 +278,10 @@ def conv2d_backward(dy, cache, need_dx=True):
 
 
 def conv2d(x, w, b, stride=1, padding=0):
-    """2-D cross-correlation of a batch with a bank of filters (the report's eqs. 17 and 18), forward only.
+    """2-D cross-correlation of a batch with a bank of filters (eqs. ``conv-csp-stride`` and
+    ``conv-csp-size``; the report's eqs. 17 and 18), forward only.
 
-    ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i*s + u, j*s + v]``
+    ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i*sh + u, j*sw + v]``
     where ``xp`` is ``x`` zero-padded by ``padding`` on each side.
 
     Computed by the fast version (:func:`cnn_lib.fast_conv.conv2d_forward`); the same
@@ -259,20 +291,22 @@ def conv2d(x, w, b, stride=1, padding=0):
     ------
     x : (N, C, H, W)
     w : (F, C, KH, KW)
-    b : (F,)
+    b : (F,) or None
     y : (N, F, H_out, W_out), ``H_out = (H + 2*ph - KH) // sh + 1`` (same for W)
     """
     return fast_conv.conv2d_forward(x, w, b, stride, padding, keep_cache=False)[0]
 
 
 def conv2d_naive(x, w, b, stride=1, padding=0):
-    """Loop version of :func:`conv2d`, indices as in the report's eqs. (17) and (18) (the
-    convolution with stride and zero padding of part II).
+    """Loop version of :func:`conv2d`, indices as in eq. ``conv-csp-stride`` (the convolution
+    with stride and zero padding of part II; its ``(m, n)`` are ``(u, v)`` here).
 
     For every image ``n``, filter ``f`` and output position ``(i, j)``, the filter and the window
     of the padded input that starts at ``(i*sh, j*sw)`` are multiplied entry by entry and the
     products summed (a Frobenius inner product; the report's eq. 6 calls it a Hadamard product,
     which is the entry-by-entry product alone), and the bias is added once.
+
+    Shapes: as :func:`conv2d`.
     """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, b, stride, padding)
     N = x.shape[0]
@@ -291,10 +325,14 @@ def conv2d_naive(x, w, b, stride=1, padding=0):
 def conv2d_backward_naive(dy, x, w, stride=1, padding=0, need_dx=True):
     """Loop version of :func:`conv2d_backward` (it takes ``x`` and ``w``, not a cache): each output ``y[n, f, i, j]``
     sends ``dy[n, f, i, j]`` back to the bias, to the filter (times the window) and
-    to the window (times the filter)."""
+    to the window (times the filter).
+
+    Shapes: as :func:`conv2d_backward`.
+    """
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, None, stride, padding)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
+    _check_dy(dy, (N, F, H_out, W_out), "conv2d_backward_naive")
     xp = _pad(x, ph, pw)
     dxp, dw, db = np.zeros(xp.shape, dy.dtype), np.zeros(w.shape, dy.dtype), np.zeros(F, dy.dtype)
     for n in range(N):
@@ -372,7 +410,10 @@ def maxpool2d_backward(dy, cache):
 
 
 def maxpool2d_naive(x, kernel_size=2, stride=None):
-    """Loop version of :func:`maxpool2d`."""
+    """Loop version of :func:`maxpool2d`.
+
+    Shapes: as :func:`maxpool2d`.
+    """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
@@ -385,9 +426,13 @@ def maxpool2d_naive(x, kernel_size=2, stride=None):
 
 
 def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
-    """Loop version of :func:`maxpool2d_backward` (``np.argmax`` returns the first maximum)."""
+    """Loop version of :func:`maxpool2d_backward` (``np.argmax`` returns the first maximum).
+
+    Shapes: as :func:`maxpool2d_backward`.
+    """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
+    _check_dy(dy, (N, C, H_out, W_out), "maxpool2d_backward_naive")
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
@@ -432,7 +477,10 @@ def avgpool2d_backward(dy, cache):
 
 
 def avgpool2d_naive(x, kernel_size=2, stride=None):
-    """Loop version of :func:`avgpool2d`."""
+    """Loop version of :func:`avgpool2d`.
+
+    Shapes: as :func:`avgpool2d`.
+    """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
     y = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
@@ -445,9 +493,13 @@ def avgpool2d_naive(x, kernel_size=2, stride=None):
 
 
 def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
-    """Loop version of :func:`avgpool2d_backward`."""
+    """Loop version of :func:`avgpool2d_backward`.
+
+    Shapes: as :func:`avgpool2d_backward`.
+    """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
+    _check_dy(dy, (N, C, H_out, W_out), "avgpool2d_backward_naive")
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
@@ -472,18 +524,30 @@ def relu(x):
 
 
 def relu_backward(dy, x):
-    """Gradient of :func:`relu`: ``dy`` where ``x > 0``, else 0 (the derivative at 0 is taken as 0)."""
+    """Gradient of :func:`relu`: ``dy`` where ``x > 0``, else 0 (the derivative at 0 is taken as 0).
+
+    Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
+    """
+    _check_dy(dy, np.shape(x), "relu_backward")
     return dy * (x > 0)
 
 
 def sigmoid(x):
-    """Logistic sigmoid, the report's eq. (3): ``1 / (1 + exp(-x))``, computed without overflow."""
+    """Logistic sigmoid, eq. ``part1-act-eq-sigmoid`` (the report's eq. 3): ``1 / (1 + exp(-x))``,
+    computed without overflow.
+
+    Shapes: any -> the same shape.
+    """
     e = np.exp(-np.abs(x))               # never overflows
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def sigmoid_backward(dy, x):
-    """Gradient of :func:`sigmoid`: ``dy * s (1 - s)`` with ``s = sigmoid(x)``."""
+    """Gradient of :func:`sigmoid`: ``dy * s (1 - s)`` with ``s = sigmoid(x)``.
+
+    Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
+    """
+    _check_dy(dy, np.shape(x), "sigmoid_backward")
     s = sigmoid(x)
     return dy * s * (1 - s)
 
@@ -494,7 +558,11 @@ def arctan(x):
 
 
 def arctan_backward(dy, x):
-    """Gradient of :func:`arctan`: ``dy / (1 + x^2)``."""
+    """Gradient of :func:`arctan`: ``dy / (1 + x^2)``.
+
+    Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
+    """
+    _check_dy(dy, np.shape(x), "arctan_backward")
     return dy / (1 + x * x)
 
 
@@ -508,17 +576,27 @@ def _elementwise_naive(f, *arrays):
 
 
 def relu_naive(x):
-    """Loop version of :func:`relu` (a NaN stays NaN, as with ``np.maximum``)."""
+    """Loop version of :func:`relu` (a NaN stays NaN, as with ``np.maximum``).
+
+    Shapes: as :func:`relu`.
+    """
     return _elementwise_naive(lambda v: v if v > 0 or v != v else 0.0, x)
 
 
 def relu_backward_naive(dy, x):
-    """Loop version of :func:`relu_backward`."""
+    """Loop version of :func:`relu_backward`.
+
+    Shapes: as :func:`relu_backward`.
+    """
+    _check_dy(dy, np.shape(x), "relu_backward_naive")
     return _elementwise_naive(lambda g, v: g if v > 0 else 0.0, dy, x)
 
 
 def sigmoid_naive(x):
-    """Loop version of :func:`sigmoid` (the report's eq. 3), with the same guard against overflow."""
+    """Loop version of :func:`sigmoid` (eq. ``part1-act-eq-sigmoid``), with the same guard against overflow.
+
+    Shapes: as :func:`sigmoid`.
+    """
     import math
 
     def s(v):
@@ -527,39 +605,65 @@ def sigmoid_naive(x):
 
 
 def sigmoid_backward_naive(dy, x):
-    """Loop version of :func:`sigmoid_backward`."""
+    """Loop version of :func:`sigmoid_backward`.
+
+    Shapes: as :func:`sigmoid_backward`.
+    """
+    _check_dy(dy, np.shape(x), "sigmoid_backward_naive")
     s = sigmoid_naive(x)
     return _elementwise_naive(lambda g, v: g * v * (1 - v), dy, s)
 
 
 def arctan_naive(x):
-    """Loop version of :func:`arctan`."""
+    """Loop version of :func:`arctan`.
+
+    Shapes: as :func:`arctan`.
+    """
     import math
     return _elementwise_naive(math.atan, x)
 
 
 def arctan_backward_naive(dy, x):
-    """Loop version of :func:`arctan_backward`."""
+    """Loop version of :func:`arctan_backward`.
+
+    Shapes: as :func:`arctan_backward`.
+    """
+    _check_dy(dy, np.shape(x), "arctan_backward_naive")
     return _elementwise_naive(lambda g, v: g / (1 + v * v), dy, x)
 
 
 # --------------------------------------------------------------------------- softmax and losses
+def _check_logits(z):
+    if np.ndim(z) != 2:
+        raise ValueError(f"expected logits of shape (N, K), got shape {np.shape(z)}")
+
+
 def log_softmax(z, axis=-1):
-    """``log softmax(z)``, stably: ``z - max(z) - log(sum(exp(z - max(z))))``."""
+    """``log softmax(z)``, stably: ``z - max(z) - log(sum(exp(z - max(z))))``.
+
+    Shapes: ``z (N, K)`` (or any shape, along ``axis``) -> the same shape.
+    """
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(z, axis=-1):
-    """Softmax, the report's eq. (4): ``exp(z_k) / sum_j exp(z_j)``, shifted by the max so that
-    logits of any size give finite probabilities that sum to one."""
+    """Softmax, eq. ``part1-softmax-eq-softmax`` (the report's eq. 4): ``exp(z_k) / sum_j exp(z_j)``,
+    shifted by the max so that logits of any size give finite probabilities that sum to one.
+
+    Shapes: ``z (N, K)`` (or any shape, along ``axis``) -> the same shape.
+    """
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def softmax_naive(z):
-    """Loop version of :func:`softmax` over the last axis of ``z (N, K)``."""
+    """Loop version of :func:`softmax` over the last axis of ``z (N, K)``.
+
+    Shapes: ``z (N, K)`` -> ``(N, K)``.
+    """
     import math
+    _check_logits(z)
     N, K = z.shape
     p = np.zeros(z.shape, dtype=np.result_type(z, np.float32))
     for n in range(N):
@@ -571,8 +675,12 @@ def softmax_naive(z):
 
 
 def log_softmax_naive(z):
-    """Loop version of :func:`log_softmax` over the last axis of ``z (N, K)``."""
+    """Loop version of :func:`log_softmax` over the last axis of ``z (N, K)``.
+
+    Shapes: ``z (N, K)`` -> ``(N, K)``.
+    """
     import math
+    _check_logits(z)
     N, K = z.shape
     out = np.zeros(z.shape, dtype=np.result_type(z, np.float32))
     for n in range(N):
@@ -584,14 +692,18 @@ def log_softmax_naive(z):
 
 
 def nll_loss(log_probs, y):
-    """Negative log-likelihood, the report's eq. (5), averaged over the batch:
+    """Negative log-likelihood, eq. ``part1-softmax-eq-nll`` (the report's eq. 5), averaged over the batch:
     ``-(1/N) sum_n log p[n, y_n]``. Shapes: ``log_probs (N, K)``, ``y (N,)`` -> scalar."""
-    y = check_labels(log_probs, y)
+    y = check_labels(log_probs, y, mean=True)
     return -log_probs[np.arange(len(y)), y].mean()
 
 
 def nll_loss_naive(log_probs, y):
-    """Loop version of :func:`nll_loss`."""
+    """Loop version of :func:`nll_loss`.
+
+    Shapes: as :func:`nll_loss`.
+    """
+    y = check_labels(log_probs, y, mean=True)
     total = 0.0
     for n in range(len(y)):
         total -= log_probs[n, y[n]]
@@ -619,12 +731,20 @@ def cross_entropy_backward(logits, y):
 
 
 def cross_entropy_naive(logits, y):
-    """Loop version of :func:`cross_entropy`."""
+    """Loop version of :func:`cross_entropy`.
+
+    Shapes: as :func:`cross_entropy`.
+    """
+    check_labels(logits, y, mean=True)
     return nll_loss_naive(log_softmax_naive(logits), y)
 
 
 def cross_entropy_backward_naive(logits, y):
-    """Loop version of :func:`cross_entropy_backward`: ``p[n, k] - [k == y_n]``, over ``N``."""
+    """Loop version of :func:`cross_entropy_backward`: ``p[n, k] - [k == y_n]``, over ``N``.
+
+    Shapes: as :func:`cross_entropy_backward`.
+    """
+    y = check_labels(logits, y)
     p = softmax_naive(logits)
     N, K = logits.shape
     for n in range(N):

@@ -20,6 +20,9 @@ def numerical_gradient(f, x, h=1e-5, indices=None):
     ``x`` is changed in place while probing and restored. With ``indices`` (flat
     indices), only those entries are probed and the rest of the result is 0.
     """
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError("numerical_gradient moves the entries of x by h: x must be a floating-point NumPy array "
+                        f"(float64 for a check), got {getattr(x, 'dtype', type(x).__name__)}")
     grad = np.zeros_like(x, dtype=np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     if not np.shares_memory(flat, x):

@@ -24,8 +24,8 @@ scheme             ``w ~ N(0, s^2)`` with ``s =``        reasoning
 =================  ===================================  ==========================================
 
 Biases start at zero in every scheme. ``fan_in`` is the number of inputs of one output unit:
-``D`` for dense weights ``(D, M)``, ``C * KH * KW`` for convolution weights ``(F, C, KH, KW)``;
-``fan_out`` is ``M``, or ``F * KH * KW``.
+``D_in`` for dense weights ``(D_in, D_out)``, ``C * KH * KW`` for convolution weights ``(F, C, KH, KW)``;
+``fan_out`` is ``D_out``, or ``F * KH * KW``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SCHEMES = ("zeros", "normal", "report", "xavier", "he")
 def fans(shape):
     """``(fan_in, fan_out)`` of a weight array.
 
-    Shapes: dense ``(D, M)`` -> ``(D, M)``; convolution ``(F, C, KH, KW)`` -> ``(C*KH*KW, F*KH*KW)``.
+    Shapes: dense ``(D_in, D_out)`` -> ``(D_in, D_out)``; convolution ``(F, C, KH, KW)`` -> ``(C*KH*KW, F*KH*KW)``.
     """
     shape = tuple(shape)
     if len(shape) == 2:
@@ -50,7 +50,7 @@ def fans(shape):
     if len(shape) == 4:
         F, C, KH, KW = shape
         return C * KH * KW, F * KH * KW
-    raise ValueError(f"expected dense weights (D, M) or convolution weights (F, C, KH, KW), got shape {shape}")
+    raise ValueError(f"expected dense weights (D_in, D_out) or convolution weights (F, C, KH, KW), got shape {shape}")
 
 
 def init_std(shape, scheme="he", std=0.01):
@@ -90,6 +90,8 @@ def initialize(model, scheme="he", rng=None, std=0.01):
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown initialization scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    if not hasattr(getattr(model, "layers", None), "values"):
+        raise TypeError(f"initialize takes a model (a Sequential, with its layers), got {type(model).__name__}")
     for layer in model.layers.values():
         if "w" in layer.params:
             w = layer.params["w"]

@@ -17,6 +17,8 @@ else (``2.7``, ``"2"``, ``True``, ``(1.5, 2)``) is refused with an error naming 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import fast_conv
@@ -24,6 +26,15 @@ from . import functional as F
 from .shapes import check_dropout_p, integer, pair
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Arctan", "Flatten"]
+
+
+def _image_shape(layer, input_shape):
+    """``input_shape`` as ``(C, H, W)``, or an error naming the layer: a convolution or a pooling
+    takes images (the shape has no batch axis)."""
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"{layer!r} expects inputs of shape (C, H, W) (without the batch axis), got {shape}")
+    return shape
 
 
 def _rng(rng):
@@ -81,7 +92,7 @@ class Layer:
 
 
 class Dense(Layer):
-    """Fully connected layer ``y = x w + b`` (the report's eq. 1).
+    """Fully connected layer ``y = x w + b`` (eq. ``part1-mlp-eq-dense``: ``w`` is ``(D_in, D_out)``).
 
     Parameters
     ----------
@@ -160,7 +171,7 @@ class Conv2D(Layer):
         return dx
 
     def output_shape(self, input_shape):
-        C, H, W = input_shape
+        C, H, W = _image_shape(self, input_shape)
         if C != self.in_channels:
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got {C}")
         return (self.out_channels,
@@ -181,7 +192,7 @@ class _Pool(Layer):
         self.stride = pair(self.kernel_size if stride is None else stride, "stride", minimum=1)
 
     def output_shape(self, input_shape):
-        C, H, W = input_shape
+        C, H, W = _image_shape(self, input_shape)
         return (C, F.conv_output_size(H, self.kernel_size[0], self.stride[0]),
                 F.conv_output_size(W, self.kernel_size[1], self.stride[1]))
 
@@ -246,7 +257,7 @@ class ReLU(_Activation):
 
 
 class Sigmoid(_Activation):
-    """Logistic sigmoid element-wise (the report's eq. 3). Any shape."""
+    """Logistic sigmoid element-wise (eq. ``part1-act-eq-sigmoid``). Any shape."""
     _f, _df = F.sigmoid, F.sigmoid_backward
 
 
@@ -263,7 +274,11 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(self._saved()) if need_dx else None
+        x_shape = self._saved()
+        if dy.shape != (x_shape[0], math.prod(x_shape[1:])):     # else a reshape could hide a mix-up
+            raise ValueError(f"Flatten.backward expects dy of shape {(x_shape[0], math.prod(x_shape[1:]))} "
+                             f"(the forward pass's output), got {dy.shape}")
+        return dy.reshape(x_shape) if need_dx else None
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)

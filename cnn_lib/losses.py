@@ -19,7 +19,7 @@ def softmax_cross_entropy(logits, y):
 
     Shapes: ``logits (N, K)``, ``y (N,)`` integers in ``0..K-1`` -> ``(loss: float, dlogits (N, K))``.
     """
-    y = check_labels(logits, y)
+    y = check_labels(logits, y, mean=True)
     logp = log_softmax(logits)                         # (N, K), finite for any finite logits
     rows = np.arange(len(y))
     loss = -float(logp[rows, y].mean())

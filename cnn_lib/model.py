@@ -15,6 +15,7 @@ from . import functional as F
 from .atomic import atomic_write
 from .layers import Arctan, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
 from .losses import softmax_cross_entropy
+from .shapes import check_inputs
 
 __all__ = ["Sequential", "seed_network", "SEED_NETWORK_SPEC", "HALVES_FROM"]
 
@@ -77,7 +78,7 @@ class Sequential:
 
         =========================================  =========================================
         ``("conv", F, K[, stride[, padding]])``    ``Conv2D(C, F, K, stride, padding)``
-        ``("dense", M)``                           ``Dense(D, M)`` (after ``"flatten"``)
+        ``("dense", D_out)``                       ``Dense(D_in, D_out)`` (after ``"flatten"``)
         ``("maxpool", K[, stride])``               ``MaxPool2D(K, stride)``
         ``("avgpool", K[, stride])``               ``AvgPool2D(K, stride)``
         ``"relu"``, ``"sigmoid"``, ``"arctan"``    the activation
@@ -126,9 +127,13 @@ class Sequential:
     # ------------------------------------------------------------------ passes
     def forward(self, x, train=True):
         """Logits for a batch. With ``train=True`` every layer keeps what backward needs.
-        Zero images give an empty ``(0, ...)`` result of the output's shape."""
+        Zero images give an empty ``(0, ...)`` result of the output's shape. ``x`` must hold
+        floating-point numbers (a list is converted; integer pixels are refused: ``TypeError``).
+
+        Shapes: ``x (N, C, H, W)`` (or ``(N, D)`` for a network that starts with a dense layer)
+        -> logits ``(N, K)``."""
+        x = check_inputs(x)
         if len(x) == 0:
-            x = np.asarray(x)
             shape = self.summary(x.shape[1:])[-1][2] if self.layers else x.shape[1:]
             return np.empty((0, *shape), dtype=np.result_type(x.dtype, *self.params().values()))
         layers = list(self.layers.values())
@@ -165,7 +170,9 @@ class Sequential:
     def backward(self, dy, need_dx=False):
         """Back-propagates ``dy = dL/dlogits`` through every layer, filling their ``grads``.
         Returns ``dL/dx`` for the input when ``need_dx`` (else ``None``: the first
-        layer then skips that work)."""
+        layer then skips that work).
+
+        Shapes: ``dy (N, K)`` -> ``dx`` of the input's shape, or ``None``."""
         with self._blas_threads():
             return _backward(list(self.layers.values()), dy, need_dx)
 
@@ -196,6 +203,7 @@ class Sequential:
 
         Shapes: ``x (N, ...)``, ``y (N,)`` integer labels -> ``(loss: float, logits (N, K))``.
         """
+        x = check_inputs(x)
         layers = list(self.layers.values())
         N = len(x)
         if not self.runs_in_halves(N):
@@ -225,15 +233,17 @@ class Sequential:
         return (loss0 + loss1) / N, np.concatenate([logits0, logits1])
 
     def predict_proba(self, x, batch_size=256):
-        """Class probabilities, computed ``batch_size`` images at a time (bounded memory);
-        ``(0, K)`` for zero images."""
+        """Class probabilities, computed ``batch_size`` images at a time (bounded memory):
+        ``x (N, ...)`` -> ``(N, K)``, ``(0, K)`` for zero images."""
         _check_batch_size(batch_size)
+        x = check_inputs(x)
         return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
                                for i in range(0, max(len(x), 1), batch_size)])
 
     def predict(self, x, batch_size=256):
         """Predicted classes ``(N,)``, computed ``batch_size`` images at a time (``(0,)`` for zero images)."""
         _check_batch_size(batch_size)
+        x = check_inputs(x)
         return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
                                for i in range(0, max(len(x), 1), batch_size)])
 
@@ -265,6 +275,10 @@ class Sequential:
         Every array is checked and converted first (real numbers only: complex, string, bool
         and object arrays are refused; NaN and inf are refused, since such weights are not a
         model), and only then assigned: a failed load leaves the model unchanged."""
+        if isinstance(state, Sequential) or not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+            raise TypeError("load_state_dict takes a dict name -> array, as state_dict() returns "
+                            + ("(for another model: model.load_state_dict(other.state_dict()))"
+                               if isinstance(state, Sequential) else f"got {type(state).__name__}"))
         own = self.params()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:

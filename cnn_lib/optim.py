@@ -51,9 +51,24 @@ def _check_fraction(value, name):
     return value
 
 
+def _named_arrays(params, owner):
+    """``params`` as a dict ``name -> array``, or a clear error: a model, a list of arrays, or
+    arrays that are not floating-point (the update is made in place) are refused."""
+    if callable(getattr(params, "params", None)):
+        raise TypeError(f"{owner} takes the named parameters, model.params(), not the {type(params).__name__} itself")
+    if not (hasattr(params, "keys") and hasattr(params, "__getitem__")):
+        raise TypeError(f"{owner} takes a dict name -> parameter array, e.g. model.params(), got {type(params).__name__}")
+    params = dict(params)
+    bad = {k: getattr(p, "dtype", type(p).__name__) for k, p in params.items()
+           if not isinstance(p, np.ndarray) or p.dtype.kind != "f"}
+    if bad:
+        raise TypeError(f"{owner} updates its parameters in place: they must be floating-point NumPy arrays, got {bad}")
+    return params
+
+
 class Optimizer:
     def __init__(self, params, lr):
-        self.params = dict(params)
+        self.params = _named_arrays(params, type(self).__name__)
         self.lr = _check_lr(lr)
 
     def check(self):
@@ -64,11 +79,13 @@ class Optimizer:
         _check_weight_decay(getattr(self, "weight_decay", 0.0))
 
     def _pairs(self, grads):
+        if not isinstance(grads, dict):
+            raise TypeError(f"step takes a dict name -> gradient, as model.grads() returns, got {type(grads).__name__}")
         if set(grads) != set(self.params):
             raise ValueError(f"gradients for {sorted(set(grads) ^ set(self.params))} do not match the parameters")
         for k, p in self.params.items():
-            if grads[k].shape != p.shape:
-                raise ValueError(f"gradient of {k} has shape {grads[k].shape}, the parameter {p.shape}")
+            if np.shape(grads[k]) != p.shape:
+                raise ValueError(f"gradient of {k} has shape {np.shape(grads[k])}, the parameter {p.shape}")
         return [(k, self.params[k], grads[k]) for k in self.params]
 
     def step(self, grads):

@@ -6,14 +6,16 @@
 * :func:`check_conv2d` and :func:`check_pool2d` check the arrays and hyper-parameters of a
   convolution or a pooling and return the output size;
 * :func:`check_labels` and :func:`check_dropout_p` check a loss's labels and a dropout
-  probability (shared by :mod:`cnn_lib.functional`, :mod:`cnn_lib.losses` and :mod:`cnn_lib.layers`).
+  probability (shared by :mod:`cnn_lib.functional`, :mod:`cnn_lib.losses` and :mod:`cnn_lib.layers`);
+* :func:`check_inputs` checks what a network is given (:mod:`cnn_lib.model`, :mod:`cnn_lib.train`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d", "check_labels", "check_dropout_p"]
+__all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d", "check_labels", "check_dropout_p",
+           "check_inputs"]
 
 
 def _is_integer(value):
@@ -122,12 +124,15 @@ def check_pool2d(x, kernel_size, stride):
     return KH, KW, sh, sw, H_out, W_out
 
 
-def check_labels(logits, y):
+def check_labels(logits, y, mean=False):
     """``y`` as an array, or a clear error: integer labels of shape ``(N,)`` in ``0..K-1`` for
-    ``logits (N, K)``."""
+    ``logits (N, K)``. With ``mean=True`` (a loss averaged over the batch) ``N`` must be at least 1:
+    the mean over zero examples is not a number."""
     y = np.asarray(y)
     if logits.ndim != 2:
         raise ValueError(f"expected logits of shape (N, K), got shape {logits.shape}")
+    if mean and logits.shape[0] == 0:
+        raise ValueError(f"a loss averaged over the batch needs at least one example, got logits of shape {logits.shape}")
     if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"expected integer labels of shape ({logits.shape[0]},), got {y.dtype} {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
@@ -144,3 +149,21 @@ def check_dropout_p(p):
         raise ValueError(f"dropout probability p must satisfy 0 <= p < 1 (the probability of "
                          f"dropping a unit), got {p}")
     return p
+
+
+def check_inputs(x):
+    """``x`` as an array of floating-point inputs ``(N, ...)``, or a clear error.
+
+    A list is converted (``np.asarray``); an array is returned as it is (no copy, no scan of
+    its values). Integer and bool arrays are refused with ``TypeError``: raw ``uint8`` pixels
+    would go through the network unscaled (0..255 where it expects ``load_mnist``'s
+    standardized float32), a loss in the hundreds and no error."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype.kind != "f":
+        hint = (": scale raw pixels first, as load_mnist does: (x / 255 - MNIST_MEAN) / MNIST_STD "
+                "(cnn_lib.data), in float32") if x.dtype.kind in "uib" else ""
+        raise TypeError(f"expected floating-point inputs (float32, as load_mnist returns), got dtype {x.dtype}{hint}")
+    if x.ndim == 0:
+        raise ValueError("expected a batch of inputs (N, ...), got a single number")
+    return x

@@ -9,7 +9,8 @@ import time
 import numpy as np
 
 from .losses import softmax_cross_entropy
-from .optim import Adam
+from .optim import Adam, Optimizer
+from .shapes import check_inputs
 
 __all__ = ["minibatches", "fit", "evaluate", "predict"]
 
@@ -18,8 +19,9 @@ def minibatches(n, batch_size, rng=None, shuffle=True):
     """Index arrays covering ``range(n)`` once: a permutation drawn from ``rng`` (a numpy
     Generator or a seed), cut into consecutive slices of ``batch_size`` (the last may be
     shorter). Every example is seen exactly once per epoch."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a number of examples (an integer >= 0), got {n!r}")
+    _check_batch_size(batch_size)
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -31,16 +33,37 @@ def _check_batch_size(batch_size):
 
 
 def _check_xy(x, y):
+    """``(x, y)`` as arrays (lists are converted), or a clear error: as many labels as inputs,
+    at least one, floating-point inputs (:func:`cnn_lib.shapes.check_inputs`)."""
+    x, y = check_inputs(x), np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"expected integer labels of shape ({len(x)},) for {len(x)} inputs, got a single number")
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs but {len(y)} labels")
     if len(x) == 0:
         raise ValueError("no examples")
+    return x, y
+
+
+def _check_optimizer(optimizer, model):
+    """Refuses an optimizer class (not an object), and an optimizer whose arrays are not the
+    model's parameters (made for another model, or before its arrays were replaced): it would
+    step those arrays with this model's gradients, and the model would never change."""
+    if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must be an optimizer object, e.g. Adam(model.params(), lr=1e-3), got {optimizer!r}")
+    if isinstance(optimizer, Optimizer):
+        own = model.params()
+        foreign = [k for k, p in optimizer.params.items() if own.get(k) is not p]
+        if foreign:
+            raise ValueError(f"the optimizer's arrays {foreign} are not the model's parameters (it was made "
+                             "for another model?): create it with e.g. Adam(model.params(), lr=1e-3)")
 
 
 def evaluate(model, x, y, batch_size=256):
     """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``, ``batch_size`` at a time.
-    Zero examples are an error (``ValueError``: no mean to compute)."""
-    _check_xy(x, y)
+    Zero examples are an error (``ValueError``: no mean to compute).
+    Shapes: ``x (N, ...)``, ``y (N,)`` integer labels -> ``(loss, accuracy)``, two floats."""
+    x, y = _check_xy(x, y)
     _check_batch_size(batch_size)
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
@@ -132,7 +155,7 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
         epoch's batches), ``seconds`` and, with a validation set, ``val_loss``,
         ``val_accuracy``; plus ``step_loss``, the loss of every step.
     """
-    _check_xy(x, y)
+    x, y = _check_xy(x, y)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     _check_batch_size(batch_size)
@@ -140,9 +163,12 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
         raise ValueError("give both x_val and y_val, or neither: "
                          + ("y_val is missing" if y_val is None else "x_val is missing"))
     if x_val is not None:
-        _check_xy(x_val, y_val)
+        x_val, y_val = _check_xy(x_val, y_val)
+        if x_val.shape[1:] != x.shape[1:]:      # else the error would come after a whole epoch
+            raise ValueError(f"x_val holds inputs of shape {x_val.shape[1:]}, x of shape {x.shape[1:]}: they must match")
     if optimizer is None:
         optimizer = Adam(model.params(), lr=lr)
+    _check_optimizer(optimizer, model)
     params = list(model.params().values())
     before = [np.empty_like(p) for p in params]  # the weights before the current step (restored on failure)
     rng = np.random.default_rng(seed)
@@ -165,6 +191,9 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
                     xb = augment(xb, rng)
+                    if np.shape(xb)[:1] != (len(idx),):
+                        raise ValueError(f"augment(xb, rng) must return a batch of {len(idx)} inputs like xb "
+                                         f"{x[idx].shape}, got {type(xb).__name__} of shape {np.shape(xb)}")
                 loss, logits = model.train_step(xb, yb)   # forward, loss, backward: fills the gradients
                 if not math.isfinite(loss):       # a scalar: free to check
                     raise FloatingPointError(_where(epoch, step, epochs, steps)

@@ -62,9 +62,10 @@ def parse_sizes(spec):
 def param_counts(sizes):
     """Weights and biases of each fully connected layer of an MLP with these sizes.
 
-    Layer ``l`` maps ``D_l`` inputs to ``D_{l+1}`` outputs with ``D_l * D_{l+1}`` weights
-    and ``D_{l+1}`` biases. Returns one dict per layer with keys ``layer`` (1-based),
-    ``inputs``, ``outputs``, ``weights``, ``biases`` and ``total``.
+    Layer ``l`` (1-based, numbered by the layer it feeds, as in part I) maps ``D_{l-1}`` inputs
+    to ``D_l`` outputs with ``D_{l-1} * D_l`` weights and ``D_l`` biases (eq. ``part1-mlp-eq-params``).
+    Returns one dict per layer with keys ``layer``, ``inputs``, ``outputs``, ``weights``,
+    ``biases`` and ``total``.
     """
     sizes = parse_sizes(sizes)
     return [{"layer": l + 1, "inputs": d, "outputs": m, "weights": d * m, "biases": m, "total": (d + 1) * m}
@@ -72,7 +73,7 @@ def param_counts(sizes):
 
 
 def num_params(sizes):
-    """Number of parameters of an MLP: ``sum_l (D_l + 1) D_{l+1}``; e.g. 101,770 for 784-128-10."""
+    """Number of parameters of an MLP: ``sum_{l=1}^{L} (D_{l-1} + 1) D_l``; e.g. 101,770 for 784-128-10."""
     return sum(row["total"] for row in param_counts(sizes))
 
 

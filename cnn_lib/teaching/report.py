@@ -232,7 +232,8 @@ def adamGD(X, Y, num_classes, lr, beta1, beta2, params, cost):
         v = beta1 * 0 + (1 - beta1) * g;   s = beta2 * 0 + (1 - beta2) * g**2
         p -= lr * v / sqrt(s + 1e-7)
 
-    no memory between batches and no bias correction. Appends the batch's mean loss to ``cost``; returns ``(params, cost)``.
+    no memory between batches and no bias correction. Appends the batch's mean loss to ``cost``;
+    returns ``(params, cost)``.
     """
     batch_size = len(X)
     grads = [np.zeros(p.shape) for p in params]

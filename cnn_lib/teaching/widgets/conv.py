@@ -201,7 +201,7 @@ def param_count_figure(k=5, sizes=(8, 12, 16, 20, 28, 40, 64, 128, 224), ax=None
 
 
 def connection_matrix_figure(K, H=6, W=6):
-    """The weight matrix of a convolution seen as a dense layer (:func:`conv_as_matrix`):
+    """The weight matrix of a convolution seen as a dense layer (:func:`cnn_lib.teaching.conv_teaching.conv_as_matrix`):
     each row is one output, each column one input pixel; the colour says which kernel
     weight sits there (grey: no connection). Sizes: kernel at most 7×7, image at most 16×16.
     Returns the Figure, or a message for an invalid setting."""
@@ -288,7 +288,7 @@ _ACTIVATIONS = {"none": lambda z: z, "relu": F.relu, "sigmoid": F.sigmoid}
 
 
 def feature_map(image, kernel, bias=0.0, activation="none"):
-    """The feature map ``sigma(K ⋆ M + b)`` of one image (valid positions, stride 1), computed
+    """The feature map ``phi(K ⋆ M + b)`` of one image (``phi`` the activation) (valid positions, stride 1), computed
     with :func:`cnn_lib.functional.conv2d`. Shapes ``(H, W)``, ``(KH, KW)`` -> ``(H-KH+1, W-KW+1)``."""
     M = _image2d(image)
     K = np.asarray(kernel, dtype=np.float64)
