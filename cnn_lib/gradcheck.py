@@ -64,9 +64,20 @@ def check_function(forward, backward, *inputs, rng=None, h=1e-5):
     return errors
 
 
+def _require_float64(arrays, what):
+    """Central differences with ``h = 1e-5`` need float64: in float32 ``x + h`` keeps about two
+    digits of ``h``, and a correct backward pass shows relative errors near 1."""
+    other = {k: str(a.dtype) for k, a in arrays.items() if getattr(a, "dtype", None) != np.float64}
+    if other:
+        raise TypeError(f"{what} compares gradients with central differences, which need float64 arrays; "
+                        f"got {other} (build the layer or model with dtype=np.float64 and pass float64 inputs)")
+
+
 def check_layer(layer, x, rng=None, h=1e-5):
     """Checks a layer's ``backward`` (input and every parameter) against numerical gradients
-    of ``L = sum(layer.forward(x) * r)``. Returns ``{"x": err, "w": err, ...}``."""
+    of ``L = sum(layer.forward(x) * r)``. Returns ``{"x": err, "w": err, ...}``. ``x`` and the
+    parameters must be float64 (``TypeError`` otherwise: float32 would show errors near 1)."""
+    _require_float64({"x": x, **layer.params}, "check_layer")
     rng = np.random.default_rng(rng)
     r = rng.standard_normal(layer.forward(x, train=True).shape)
     layer.forward(x, train=True)
@@ -81,7 +92,9 @@ def check_layer(layer, x, rng=None, h=1e-5):
 def check_model(model, x, y, loss_and_grad=None, samples=None, rng=None, h=1e-5):
     """Checks a model's back-propagation end to end: the gradient of the loss with respect to
     every parameter (``samples`` random entries of each, or all) and to the input.
-    Returns ``{"x": err, "conv1.w": err, ...}``."""
+    Returns ``{"x": err, "conv1.w": err, ...}``. ``x`` and the parameters must be float64
+    (``TypeError`` otherwise: float32 would show errors near 1)."""
+    _require_float64({"x": x, **model.params()}, "check_model")
     if loss_and_grad is None:
         from .losses import softmax_cross_entropy as loss_and_grad
     rng = np.random.default_rng(rng)

@@ -251,3 +251,16 @@ def test_numerical_gradient_refuses_integer_arrays():
 def test_initialize_says_it_takes_a_model():
     with pytest.raises(TypeError, match="Sequential"):
         initialize(Dense(3, 2), "he")
+
+
+def test_gradient_checks_refuse_float32():
+    # central differences in float32 showed a correct backward pass with errors near 1, silently
+    from cnn_lib.gradcheck import check_layer, check_model
+    model = cnn_lib.Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0)
+    x, y = np.ones((2, 4), np.float32), np.array([0, 1])
+    with pytest.raises(TypeError, match="need float64"):
+        check_model(model, x, y)
+    with pytest.raises(TypeError, match="need float64"):
+        check_layer(cnn_lib.Dense(4, 3, rng=0, dtype=np.float64), x)
+    model64 = cnn_lib.Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0, dtype=np.float64)
+    assert max(check_model(model64, x.astype(np.float64), y).values()) < 1e-6
