@@ -119,7 +119,7 @@ def _why_update(model, optimizer):
             f"{getattr(optimizer, 'lr', '?')}: it is too large for float arithmetic." + _KEPT)
 
 
-def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0,
+def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=None, seed=0,
         x_val=None, y_val=None, progress=True, log=None, lr_schedule=None, augment=None):
     """Trains ``model`` with softmax cross-entropy; returns the history.
 
@@ -132,6 +132,8 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
     ----------
     optimizer : an :mod:`cnn_lib.optim` optimizer over ``model.params()``;
         default ``Adam(model.params(), lr=lr)``.
+    lr : the learning rate of that default Adam (``1e-3`` when not given). With ``optimizer``,
+        the learning rate is the optimizer's own: giving ``lr`` too is an error.
     x_val, y_val : optional held-out set evaluated after each epoch.
     progress : show a tqdm progress bar (text in a terminal, a widget in Jupyter).
     log : optional callable ``log(epoch, step, loss)`` called after every step.
@@ -167,7 +169,10 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=1e-3, seed=0
         if x_val.shape[1:] != x.shape[1:]:      # else the error would come after a whole epoch
             raise ValueError(f"x_val holds inputs of shape {x_val.shape[1:]}, x of shape {x.shape[1:]}: they must match")
     if optimizer is None:
-        optimizer = Adam(model.params(), lr=lr)
+        optimizer = Adam(model.params(), lr=1e-3 if lr is None else lr)
+    elif lr is not None:                          # it would be ignored: the optimizer has its own
+        raise ValueError(f"lr={lr!r} is the learning rate of fit's default Adam; with optimizer=... give the "
+                         f"learning rate to the optimizer instead, e.g. SGD(model.params(), lr={lr!r})")
     _check_optimizer(optimizer, model)
     params = list(model.params().values())
     before = [np.empty_like(p) for p in params]  # the weights before the current step (restored on failure)

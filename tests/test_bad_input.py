@@ -264,3 +264,16 @@ def test_gradient_checks_refuse_float32():
         check_layer(cnn_lib.Dense(4, 3, rng=0, dtype=np.float64), x)
     model64 = cnn_lib.Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0, dtype=np.float64)
     assert max(check_model(model64, x.astype(np.float64), y).values()) < 1e-6
+
+
+def test_fit_refuses_an_lr_it_would_ignore():
+    # with an optimizer, fit's lr was silently ignored: the optimizer's own rate was used
+    model = Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0)
+    x, y = np.ones((8, 4), np.float32), np.zeros(8, dtype=np.int64)
+    with pytest.raises(ValueError, match="give the learning rate to the optimizer"):
+        fit(model, x, y, optimizer=SGD(model.params(), lr=0.1), lr=0.5, progress=False)
+    fit(model, x, y, optimizer=SGD(model.params(), lr=0.1), progress=False)    # its own rate: fine
+    a, b = (Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0) for _ in range(2))
+    fit(a, x, y, progress=False)
+    fit(b, x, y, optimizer=Adam(b.params(), lr=1e-3), progress=False)       # the default is Adam, lr 1e-3
+    assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
