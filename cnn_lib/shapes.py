@@ -131,6 +131,8 @@ def check_labels(logits, y, mean=False):
     y = np.asarray(y)
     if logits.ndim != 2:
         raise ValueError(f"expected logits of shape (N, K), got shape {logits.shape}")
+    if logits.shape[1] == 0:
+        raise ValueError(f"expected logits of shape (N, K) with at least one class, got shape {logits.shape}")
     if mean and logits.shape[0] == 0:
         raise ValueError(f"a loss averaged over the batch needs at least one example, got logits of shape {logits.shape}")
     if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):

@@ -277,3 +277,9 @@ def test_fit_refuses_an_lr_it_would_ignore():
     fit(a, x, y, progress=False)
     fit(b, x, y, optimizer=Adam(b.params(), lr=1e-3), progress=False)       # the default is Adam, lr 1e-3
     assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
+
+
+def test_logits_without_classes():
+    # the message said "labels must lie in 0..-1"
+    with pytest.raises(ValueError, match="at least one class"):
+        cnn_lib.softmax_cross_entropy(np.zeros((2, 0)), np.array([0, 0]))
