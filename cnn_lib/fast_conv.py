@@ -506,6 +506,9 @@ def conv2d_backward_chunk(dy, cache, x_shape, w, stride=1, padding=0, need_dx=Tr
     (``s - 1`` zeros between entries), padded by ``K - 1``, then cross-correlated by
     :func:`conv2d_forward_chunk` with the kernel flipped in both axes and with the roles of
     input and output channels swapped.
+
+    Shapes: ``dy (N, F, H_out, W_out)``, ``x_shape = (N, C, H, W)``, ``w (F, C, KH, KW)``
+    -> ``dx (N, C, H, W)`` (``None`` when ``need_dx`` is false), ``dw (F, C, KH, KW)``, ``db (F,)``.
     """
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     N, C, H, W = x_shape

@@ -387,7 +387,7 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
 
 
 def maxpool2d(x, kernel_size=2, stride=None):
-    """:func:`maxpool2d_forward` without the cache: ``y (N, C, H_out, W_out)``."""
+    """:func:`maxpool2d_forward` without the cache: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``."""
     return maxpool2d_forward(x, kernel_size, stride)[0]
 
 
@@ -458,7 +458,7 @@ def avgpool2d_forward(x, kernel_size=2, stride=None):
 
 
 def avgpool2d(x, kernel_size=2, stride=None):
-    """:func:`avgpool2d_forward` without the cache: ``y (N, C, H_out, W_out)``."""
+    """:func:`avgpool2d_forward` without the cache: ``x (N, C, H, W)`` -> ``y (N, C, H_out, W_out)``."""
     return avgpool2d_forward(x, kernel_size, stride)[0]
 
 
@@ -553,7 +553,10 @@ def sigmoid_backward(dy, x):
 
 
 def arctan(x):
-    """Arctangent activation, element-wise (range ``(-pi/2, pi/2)``)."""
+    """Arctangent activation, element-wise (range ``(-pi/2, pi/2)``).
+
+    Shapes: any -> the same shape.
+    """
     return np.arctan(x)
 
 

@@ -19,6 +19,8 @@ def numerical_gradient(f, x, h=1e-5, indices=None):
 
     ``x`` is changed in place while probing and restored. With ``indices`` (flat
     indices), only those entries are probed and the rest of the result is 0.
+
+    Shapes: ``x`` any -> a float64 array of ``x``'s shape.
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise TypeError("numerical_gradient moves the entries of x by h: x must be a floating-point NumPy array "
