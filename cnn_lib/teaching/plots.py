@@ -489,7 +489,7 @@ def plot_probabilities(probs, ax=None, *, label=None, title="Predicted probabili
     if label is not None:
         colors[int(label)], hatches[int(label)] = PALETTE[1], "//"
     bars = ax.bar(np.arange(K), probs, color=colors, edgecolor="black", linewidth=0.6, hatch=hatches)
-    ax.bar_label(bars, labels=[f"{p:.2f}" if p >= 0.01 else "" for p in probs], fontsize=10, padding=2)
+    ax.bar_label(bars, labels=[f"{p:.2f}" if p >= 0.01 else "" for p in probs], fontsize=8, padding=2)
     names = list(class_names)
     if label is not None:
         names[int(label)] = f"{names[int(label)]}\n(true)"

@@ -276,8 +276,9 @@ def accuracy_figure(results):
     ax.set_xticks(x)
     ax.set_xticklabels(names)
     lo = min(100 * min(r.values()) for r in results.values())
-    ax.set_ylim(max(0, 5 * math.floor(lo / 5) - 5), 100)
-    ax.set_ylabel("test accuracy (%)")
+    bottom = max(0, 5 * math.floor(lo / 5) - 5)
+    ax.set_ylim(bottom, 100)
+    ax.set_ylabel(f"test accuracy (%, axis from {bottom})" if bottom else "test accuracy (%)")
     ax.set_title("Original versus permuted pixels")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=10, frameon=False)
     return fig
@@ -321,7 +322,7 @@ def feature_map_figure(image, kernel_name="sobel_x", bias=0.0, activation="relu"
     vmax = max(float(np.abs(fmap).max()), 1e-12)
     im = axes[0, 2].imshow(fmap, cmap=DIVERGING, vmin=-vmax, vmax=vmax, interpolation="nearest")
     axes[0, 2].set_title(f"feature map ({fmap.shape[0]}×{fmap.shape[1]}), {activation}, b = {bias:g}")
-    fig.colorbar(im, ax=axes[0, 2], shrink=0.8)
+    fig.colorbar(im, ax=axes[0, 2], shrink=0.8).set_label("value of the feature map")
     for ax in (axes[0, 0], axes[0, 2]):
         ax.set_xlabel("column j")
         ax.set_ylabel("row i")
@@ -960,8 +961,8 @@ def pooling_widget(images):
 
 # =========================================================================== 6. back-propagation
 def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
-    """How ``dL/dM`` is a full convolution: the upstream gradient ``dF`` (``n_out x n_out``,
-    small integers), ``dF`` dilated by the stride and padded by ``k - 1``, the flipped kernel,
+    """How ``dL/dM`` is a full convolution: the upstream gradient ``G = dL/dZ`` (``n_out x n_out``,
+    small integers), ``G`` dilated by the stride and padded by ``k - 1``, the flipped kernel,
     and the resulting ``dL/dM`` (:func:`cnn_lib.teaching.conv_teaching.conv2d_grad_input`, which the
     tests check against :func:`cnn_lib.functional.conv2d_backward`).
     Returns the Figure, or a message string for an invalid setting."""
@@ -979,14 +980,14 @@ def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
         return err
     rng = np.random.default_rng(seed)
     K = rng.integers(-2, 3, size=(k, k)).astype(np.float64)
-    dF = rng.integers(-2, 3, size=(n_out, n_out)).astype(np.float64)
+    G = rng.integers(-2, 3, size=(n_out, n_out)).astype(np.float64)
     n = (n_out - 1) * s + k                              # the input size these windows exactly cover
-    g = T.dilate(dF, s)
+    g = T.dilate(G, s)
     gp = np.pad(g, k - 1)
-    dM = T.conv2d_grad_input(dF[None, None], K[None, None], (1, 1, n, n), s)[0, 0]
+    dM = T.conv2d_grad_input(G[None, None], K[None, None], (1, 1, n, n), s)[0, 0]
     fig, axes = _figure(1, 4, figsize=(14, 4.0), width_ratios=[n_out, gp.shape[1], k, n])
-    v = max(float(np.abs(dF).max()), 1.0)
-    draw_grid(axes[0, 0], dF, cmap=DIVERGING, vmin=-v, vmax=v, title=f"dL/dF ({n_out}×{n_out})")
+    v = max(float(np.abs(G).max()), 1.0)
+    draw_grid(axes[0, 0], G, cmap=DIVERGING, vmin=-v, vmax=v, title=f"G = dL/dZ ({n_out}×{n_out})")
     pv = max(float(np.abs(gp).max()), 1.0)
     mask = np.zeros(gp.shape, dtype=bool)
     mask[k - 1:k - 1 + g.shape[0], k - 1:k - 1 + g.shape[1]] = True
@@ -998,7 +999,7 @@ def grad_input_figure(kernel_size=3, stride=1, n_out=3, seed=0):
     _rect(axes[0, 1], 0, 0, k, k)
     mv = max(float(np.abs(dM).max()), 1.0)
     draw_grid(axes[0, 3], dM, cmap=DIVERGING, vmin=-mv, vmax=mv, title=f"dL/dM ({n}×{n})")
-    fig.suptitle(f"dL/dM = flip(K) ⋆ (dL/dF dilated and padded) = full convolution;  k = {k}, stride {s}",
+    fig.suptitle(f"dL/dM = flip(K) ⋆ (G dilated and padded) = full convolution;  k = {k}, stride {s}",
                  fontsize=12)
     return fig
 
@@ -1054,7 +1055,7 @@ def backprop_widget():
 
     k = W.IntSlider(3, 1, 5, description="kernel k")
     s = W.IntSlider(1, 1, 4, description="stride s")
-    n = W.IntSlider(3, 1, 5, description="dF size")
+    n = W.IntSlider(3, 1, 5, description="G size")
     seed = W.IntSlider(0, 0, 20, description="seed")
     out = W.interactive_output(lambda k, s, n, seed: show_result(grad_input_figure(k, s, n, seed)),
                                {"k": k, "s": s, "n": n, "seed": seed})

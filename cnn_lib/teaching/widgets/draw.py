@@ -51,6 +51,11 @@ MAX_INK_SIDE = 2048
 EMPTY_MESSAGE = "The canvas is empty: draw a digit (white ink, one or more strokes) to classify it."
 
 
+def _share(p):
+    """A probability as a percentage, never rounded up to a certainty: 0.9999994 is "over 99.9%", not "100.0%"."""
+    return f"{p:.1%}" if p < 0.999 else "over 99.9%"
+
+
 # --------------------------------------------------------------------------- drawings
 def render_strokes(strokes, size=CANVAS_SIZE, width=PEN_WIDTH):
     """Ink image of strokes drawn with a round pen, as on the canvas.
@@ -225,7 +230,7 @@ def plot_prediction(result, max_maps=8, title=None):
     ax.set_ylim(0, 1.15)
     ax.set_xlabel("digit")
     ax.set_ylabel("probability")
-    ax.set_title(title or f"The network reads a {result['label']} ({probs[result['label']]:.1%})", fontsize=12)
+    ax.set_title(title or f"The network reads a {result['label']} ({_share(probs[result['label']])})", fontsize=12)
     for row, (name, a) in enumerate(shown, start=1):
         for j in range(ncols):
             sub = fig.add_subplot(grid[row, j])
@@ -233,6 +238,8 @@ def plot_prediction(result, max_maps=8, title=None):
             sub.set_yticks([])
             if j < len(a):
                 sub.imshow(a[j], cmap="magma")
+                if row == 1:
+                    sub.set_title(f"map {j}", fontsize=9)      # the maps' numbers, as exercise 3 asks
             else:
                 sub.set_axis_off()
             if j == 0:
@@ -315,7 +322,7 @@ def draw_widget(model, size=CANVAS_SIZE, pen_width=PEN_WIDTH):
         if isinstance(result, str):
             status.value = result
             return
-        status.value = f"The network reads a <b>{result['label']}</b> ({result['probs'][result['label']]:.1%})."
+        status.value = f"The network reads a <b>{result['label']}</b> ({_share(result['probs'][result['label']])})."
         with out:
             for fig in (plot_pipeline(ink, result), plot_prediction(result)):
                 display(fig)

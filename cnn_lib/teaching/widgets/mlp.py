@@ -479,7 +479,7 @@ def prediction_view(model, images, labels, index=0):
         ax.set_title(f"{name}: {act.size} neurons\n{int(np.count_nonzero(act > 0))} active")
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.colorbar(im, ax=ax, shrink=0.8).set_label("activation")
     right = "right" if pred == int(labels[index]) else "WRONG"
     plots.plot_probabilities(p, axes[-1], label=int(labels[index]), title=f"prediction {pred} ({right})")
     return fig
