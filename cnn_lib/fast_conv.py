@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .shapes import check_conv2d, check_pool2d, conv_output_size, pair
+from .shapes import check_conv2d, check_dy, check_pool2d, conv_output_size, pair
 
 __all__ = [
     "FastConvCache", "ChunkCache", "conv2d_forward", "conv2d_backward",
@@ -624,8 +624,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     N = x_shape[0]
     y_shape = (N, w.shape[0]) + tuple(conv_output_size(n, k, s, p) for n, k, s, p in
                                        zip(x_shape[2:], w.shape[2:], stride, padding))
-    if dy.shape != y_shape:
-        raise ValueError(f"dy must have the shape of the forward pass's output {y_shape}, got {dy.shape}")
+    check_dy(dy, y_shape, "fast_conv.conv2d_backward")
     slices = chunks(N, dy.shape[2] * dy.shape[3]) or [slice(0, 0)]
     dx = np.empty(x_shape, dtype=np.result_type(dy, w)) if need_dx else None
     parts = parallel_map(lambda k: conv2d_backward_chunk(
@@ -687,8 +686,7 @@ def maxpool2d_backward(dy, cache):
         raise TypeError("fast_conv.maxpool2d_backward takes the cache returned by fast_conv.maxpool2d_forward, "
                         f"got {type(cache).__name__}" + (f" of kind {cache.kind!r}" if hasattr(cache, "kind") else ""))
     (KH, KW), (sh, sw), argmax = cache.kernel_size, cache.stride, cache.argmax
-    if dy.shape != argmax.shape:
-        raise ValueError(f"dy must have the shape of the forward pass's output {argmax.shape}, got {dy.shape}")
+    check_dy(dy, argmax.shape, "fast_conv.maxpool2d_backward")
     N, C, H, W = cache.x_shape
     H_out, W_out = argmax.shape[2:]
     disjoint = sh >= KH and sw >= KW                    # every input pixel is in at most one window

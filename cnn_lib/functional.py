@@ -41,7 +41,7 @@ import numpy as np
 
 from . import fast_conv
 from .fast_conv import get_num_threads, set_num_threads
-from .shapes import check_conv2d, check_dropout_p, check_labels, check_pool2d, conv_output_size, pair
+from .shapes import check_conv2d, check_dropout_p, check_dy, check_labels, check_pool2d, conv_output_size, pair
 
 __all__ = [
     "conv_output_size", "set_num_threads", "get_num_threads",
@@ -60,14 +60,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_dy(dy, expected, name):
-    """Raises ``ValueError`` unless ``dy`` has the shape ``expected`` (that of the forward pass's
-    output): a ``dy`` that broadcasts against it would give a wrong gradient without an error."""
-    if np.shape(dy) != tuple(expected):
-        raise ValueError(f"{name} expects dy of shape {tuple(expected)} (the forward pass's output), "
-                         f"got {np.shape(dy)}")
-
-
 def _check_dense(x, w, b, name):
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
         raise ValueError(f"{name} expects x (N, D_in) and w (D_in, D_out), got x {x.shape} and w {w.shape}")
@@ -98,7 +90,7 @@ def dense_backward(dy, x, w):
 
     Shapes: ``dy (N, D_out)``, ``x (N, D_in)``, ``w (D_in, D_out)`` -> ``dx (N, D_in), dw (D_in, D_out), db (D_out,)``.
     """
-    _check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward")
+    check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward")
     return dy @ w.T, x.T @ dy, dy.sum(axis=0)
 
 
@@ -125,7 +117,7 @@ def dense_backward_naive(dy, x, w):
 
     Shapes: as :func:`dense_backward`.
     """
-    _check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward_naive")
+    check_dy(dy, (x.shape[0], w.shape[1]), "dense_backward_naive")
     N, D_in = x.shape
     D_out = w.shape[1]
     dx, dw, db = np.zeros_like(x), np.zeros_like(w), np.zeros(D_out, dtype=dy.dtype)
@@ -261,11 +253,10 @@ def conv2d_backward(dy, cache, need_dx=True):
         raise TypeError("functional.conv2d_backward takes the cache returned by functional.conv2d_forward"
                         + (" (for fast_conv.conv2d_forward's, call fast_conv.conv2d_backward)"
                            if getattr(cache, "kind", None) == "fast" else f", got {type(cache).__name__}"))
-    N = cache.x_shape[0]
+    N, _, H, W = cache.x_shape
     F, C, KH, KW = cache.w.shape
-    if dy.ndim != 4 or dy.shape[:2] != (N, F) or dy.shape[2] * dy.shape[3] != cache.cols.shape[2]:
-        raise ValueError(f"dy must have the shape of the forward pass's output (N={N}, F={F}, H_out, W_out), "
-                         f"got {dy.shape}")
+    (sh, sw), (ph, pw) = cache.stride, cache.padding
+    check_dy(dy, (N, F, conv_output_size(H, KH, sh, ph), conv_output_size(W, KW, sw, pw)), "conv2d_backward")
     dY = dy.reshape(N, F, -1)                                               # (N, F, H_out*W_out)
     db = dy.sum(axis=(0, 2, 3))                                             # (F,)
     dw = np.matmul(dY, cache.cols.transpose(0, 2, 1)).sum(axis=0)           # (F, C*KH*KW)
@@ -332,7 +323,7 @@ def conv2d_backward_naive(dy, x, w, stride=1, padding=0, need_dx=True):
     sh, sw, ph, pw, H_out, W_out = check_conv2d(x, w, None, stride, padding)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    _check_dy(dy, (N, F, H_out, W_out), "conv2d_backward_naive")
+    check_dy(dy, (N, F, H_out, W_out), "conv2d_backward_naive")
     xp = _pad(x, ph, pw)
     dxp, dw, db = np.zeros(xp.shape, dy.dtype), np.zeros(w.shape, dy.dtype), np.zeros(F, dy.dtype)
     for n in range(N):
@@ -364,9 +355,7 @@ def _check_pool_cache(dy, cache, kind):
         raise TypeError(f"{kind}pool2d_backward takes the cache returned by {kind}pool2d_forward, got "
                         + (f"one of kind {cache.kind!r}" if hasattr(cache, "kind") else type(cache).__name__))
     KH, KW, sh, sw, H_out, W_out = check_pool2d(cache.x, cache.kernel_size, cache.stride)
-    if dy.shape != cache.x.shape[:2] + (H_out, W_out):
-        raise ValueError(f"dy must have the shape of the forward pass's output {cache.x.shape[:2] + (H_out, W_out)}, "
-                         f"got {dy.shape}")
+    check_dy(dy, cache.x.shape[:2] + (H_out, W_out), f"{kind}pool2d_backward")
     return KH, KW, sh, sw, H_out, W_out
 
 
@@ -432,7 +421,7 @@ def maxpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
-    _check_dy(dy, (N, C, H_out, W_out), "maxpool2d_backward_naive")
+    check_dy(dy, (N, C, H_out, W_out), "maxpool2d_backward_naive")
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
@@ -499,7 +488,7 @@ def avgpool2d_backward_naive(dy, x, kernel_size=2, stride=None):
     """
     KH, KW, sh, sw, H_out, W_out = check_pool2d(x, kernel_size, stride)
     N, C = x.shape[:2]
-    _check_dy(dy, (N, C, H_out, W_out), "avgpool2d_backward_naive")
+    check_dy(dy, (N, C, H_out, W_out), "avgpool2d_backward_naive")
     dx = np.zeros_like(x, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
@@ -528,7 +517,7 @@ def relu_backward(dy, x):
 
     Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
     """
-    _check_dy(dy, np.shape(x), "relu_backward")
+    check_dy(dy, np.shape(x), "relu_backward")
     return dy * (x > 0)
 
 
@@ -547,7 +536,7 @@ def sigmoid_backward(dy, x):
 
     Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
     """
-    _check_dy(dy, np.shape(x), "sigmoid_backward")
+    check_dy(dy, np.shape(x), "sigmoid_backward")
     s = sigmoid(x)
     return dy * s * (1 - s)
 
@@ -565,7 +554,7 @@ def arctan_backward(dy, x):
 
     Shapes: ``dy``, ``x`` of one shape -> ``dx`` of that shape.
     """
-    _check_dy(dy, np.shape(x), "arctan_backward")
+    check_dy(dy, np.shape(x), "arctan_backward")
     return dy / (1 + x * x)
 
 
@@ -591,7 +580,7 @@ def relu_backward_naive(dy, x):
 
     Shapes: as :func:`relu_backward`.
     """
-    _check_dy(dy, np.shape(x), "relu_backward_naive")
+    check_dy(dy, np.shape(x), "relu_backward_naive")
     return _elementwise_naive(lambda g, v: g if v > 0 else 0.0, dy, x)
 
 
@@ -612,7 +601,7 @@ def sigmoid_backward_naive(dy, x):
 
     Shapes: as :func:`sigmoid_backward`.
     """
-    _check_dy(dy, np.shape(x), "sigmoid_backward_naive")
+    check_dy(dy, np.shape(x), "sigmoid_backward_naive")
     s = sigmoid_naive(x)
     return _elementwise_naive(lambda g, v: g * v * (1 - v), dy, s)
 
@@ -631,7 +620,7 @@ def arctan_backward_naive(dy, x):
 
     Shapes: as :func:`arctan_backward`.
     """
-    _check_dy(dy, np.shape(x), "arctan_backward_naive")
+    check_dy(dy, np.shape(x), "arctan_backward_naive")
     return _elementwise_naive(lambda g, v: g / (1 + v * v), dy, x)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import fast_conv
 from . import functional as F
-from .shapes import check_dropout_p, integer, pair
+from .shapes import check_dropout_p, check_dy, integer, pair
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Arctan", "Flatten"]
 
@@ -275,9 +275,7 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         x_shape = self._saved()
-        if dy.shape != (x_shape[0], math.prod(x_shape[1:])):     # else a reshape could hide a mix-up
-            raise ValueError(f"Flatten.backward expects dy of shape {(x_shape[0], math.prod(x_shape[1:]))} "
-                             f"(the forward pass's output), got {dy.shape}")
+        check_dy(dy, (x_shape[0], math.prod(x_shape[1:])), "Flatten.backward")   # a reshape would hide a mix-up
         return dy.reshape(x_shape) if need_dx else None
 
     def output_shape(self, input_shape):

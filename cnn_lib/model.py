@@ -7,6 +7,7 @@ import contextlib
 import os
 import zipfile
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from . import functional as F
 from .atomic import atomic_write
 from .layers import Arctan, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid
 from .losses import softmax_cross_entropy
-from .shapes import check_inputs
+from .shapes import check_count, check_inputs
 
 __all__ = ["Sequential", "seed_network", "SEED_NETWORK_SPEC", "HALVES_FROM"]
 
@@ -235,14 +236,14 @@ class Sequential:
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, computed ``batch_size`` images at a time (bounded memory):
         ``x (N, ...)`` -> ``(N, K)``, ``(0, K)`` for zero images."""
-        _check_batch_size(batch_size)
+        check_count(batch_size, "batch_size")
         x = check_inputs(x)
         return np.concatenate([F.softmax(self.forward(x[i:i + batch_size], train=False))
                                for i in range(0, max(len(x), 1), batch_size)])
 
     def predict(self, x, batch_size=256):
         """Predicted classes ``(N,)``, computed ``batch_size`` images at a time (``(0,)`` for zero images)."""
-        _check_batch_size(batch_size)
+        check_count(batch_size, "batch_size")
         x = check_inputs(x)
         return np.concatenate([self.forward(x[i:i + batch_size], train=False).argmax(axis=1)
                                for i in range(0, max(len(x), 1), batch_size)])
@@ -275,7 +276,7 @@ class Sequential:
         Every array is checked and converted first (real numbers only: complex, string, bool
         and object arrays are refused; NaN and inf are refused, since such weights are not a
         model), and only then assigned: a failed load leaves the model unchanged."""
-        if isinstance(state, Sequential) or not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+        if not isinstance(state, Mapping):
             raise TypeError("load_state_dict takes a dict name -> array, as state_dict() returns "
                             + ("(for another model: model.load_state_dict(other.state_dict()))"
                                if isinstance(state, Sequential) else f"got {type(state).__name__}"))
@@ -361,11 +362,6 @@ def _backward(layers, dy, need_dx):
     for k in range(len(layers) - 1, -1, -1):
         dy = layers[k].backward(dy, need_dx=need_dx or k > 0)
     return dy
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _check_npz_headers(path, own):

@@ -7,6 +7,7 @@ Parameters are updated in place.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -56,8 +57,9 @@ def _named_arrays(params, owner):
     arrays that are not floating-point (the update is made in place) are refused."""
     if callable(getattr(params, "params", None)):
         raise TypeError(f"{owner} takes the named parameters, model.params(), not the {type(params).__name__} itself")
-    if not (hasattr(params, "keys") and hasattr(params, "__getitem__")):
-        raise TypeError(f"{owner} takes a dict name -> parameter array, e.g. model.params(), got {type(params).__name__}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{owner} takes a dict name -> parameter array, e.g. model.params(), "
+                        f"got {type(params).__name__}")
     params = dict(params)
     bad = {k: getattr(p, "dtype", type(p).__name__) for k, p in params.items()
            if not isinstance(p, np.ndarray) or p.dtype.kind != "f"}
@@ -79,7 +81,7 @@ class Optimizer:
         _check_weight_decay(getattr(self, "weight_decay", 0.0))
 
     def _pairs(self, grads):
-        if not isinstance(grads, dict):
+        if not isinstance(grads, Mapping):
             raise TypeError(f"step takes a dict name -> gradient, as model.grads() returns, got {type(grads).__name__}")
         if set(grads) != set(self.params):
             raise ValueError(f"gradients for {sorted(set(grads) ^ set(self.params))} do not match the parameters")

@@ -7,7 +7,9 @@
   convolution or a pooling and return the output size;
 * :func:`check_labels` and :func:`check_dropout_p` check a loss's labels and a dropout
   probability (shared by :mod:`cnn_lib.functional`, :mod:`cnn_lib.losses` and :mod:`cnn_lib.layers`);
-* :func:`check_inputs` checks what a network is given (:mod:`cnn_lib.model`, :mod:`cnn_lib.train`).
+* :func:`check_inputs` checks what a network is given (:mod:`cnn_lib.model`, :mod:`cnn_lib.train`);
+* :func:`check_dy` checks that a gradient ``dy`` has the shape of the forward pass's output
+  (every backward pass), and :func:`check_count` a count such as a batch size or a number of epochs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["integer", "pair", "conv_output_size", "check_conv2d", "check_pool2d", "check_labels", "check_dropout_p",
-           "check_inputs"]
+           "check_inputs", "check_dy", "check_count"]
 
 
 def _is_integer(value):
@@ -134,7 +136,8 @@ def check_labels(logits, y, mean=False):
     if logits.shape[1] == 0:
         raise ValueError(f"expected logits of shape (N, K) with at least one class, got shape {logits.shape}")
     if mean and logits.shape[0] == 0:
-        raise ValueError(f"a loss averaged over the batch needs at least one example, got logits of shape {logits.shape}")
+        raise ValueError("a loss averaged over the batch needs at least one example, "
+                         f"got logits of shape {logits.shape}")
     if y.shape != (logits.shape[0],) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"expected integer labels of shape ({logits.shape[0]},), got {y.dtype} {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
@@ -169,3 +172,21 @@ def check_inputs(x):
     if x.ndim == 0:
         raise ValueError("expected a batch of inputs (N, ...), got a single number")
     return x
+
+
+def check_dy(dy, expected, name):
+    """Raises ``ValueError`` unless ``dy`` has the shape ``expected``, that of the forward pass's
+    output: a ``dy`` that broadcasts against it, or that reshapes into it, would give a wrong
+    gradient without an error. ``name`` is the backward pass, for the message."""
+    if np.shape(dy) != tuple(expected):
+        raise ValueError(f"{name} expects dy of shape {tuple(expected)}, the shape of the forward pass's output; "
+                         f"got {np.shape(dy)}")
+
+
+def check_count(value, name, minimum=1):
+    """``value`` as an ``int``, or ``ValueError``: a whole number (not a bool or a float) of at
+    least ``minimum``, such as a batch size or a number of epochs."""
+    if not _is_integer(value) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)

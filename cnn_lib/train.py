@@ -10,7 +10,7 @@ import numpy as np
 
 from .losses import softmax_cross_entropy
 from .optim import Adam, Optimizer
-from .shapes import check_inputs
+from .shapes import check_count, check_inputs
 
 __all__ = ["minibatches", "fit", "evaluate", "predict"]
 
@@ -19,17 +19,10 @@ def minibatches(n, batch_size, rng=None, shuffle=True):
     """Index arrays covering ``range(n)`` once: a permutation drawn from ``rng`` (a numpy
     Generator or a seed), cut into consecutive slices of ``batch_size`` (the last may be
     shorter). Every example is seen exactly once per epoch."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a number of examples (an integer >= 0), got {n!r}")
-    _check_batch_size(batch_size)
+    n, batch_size = check_count(n, "n", minimum=0), check_count(batch_size, "batch_size")
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _check_xy(x, y):
@@ -64,7 +57,7 @@ def evaluate(model, x, y, batch_size=256):
     Zero examples are an error (``ValueError``: no mean to compute).
     Shapes: ``x (N, ...)``, ``y (N,)`` integer labels -> ``(loss, accuracy)``, two floats."""
     x, y = _check_xy(x, y)
-    _check_batch_size(batch_size)
+    check_count(batch_size, "batch_size")
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         logits = model.forward(x[i:i + batch_size], train=False)
@@ -158,16 +151,15 @@ def fit(model, x, y, *, epochs=1, batch_size=32, optimizer=None, lr=None, seed=0
         ``val_accuracy``; plus ``step_loss``, the loss of every step.
     """
     x, y = _check_xy(x, y)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    _check_batch_size(batch_size)
+    epochs, batch_size = check_count(epochs, "epochs"), check_count(batch_size, "batch_size")
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither: "
                          + ("y_val is missing" if y_val is None else "x_val is missing"))
     if x_val is not None:
         x_val, y_val = _check_xy(x_val, y_val)
         if x_val.shape[1:] != x.shape[1:]:      # else the error would come after a whole epoch
-            raise ValueError(f"x_val holds inputs of shape {x_val.shape[1:]}, x of shape {x.shape[1:]}: they must match")
+            raise ValueError(f"x_val holds inputs of shape {x_val.shape[1:]}, x of shape {x.shape[1:]}: "
+                             "they must match")
     if optimizer is None:
         optimizer = Adam(model.params(), lr=1e-3 if lr is None else lr)
     elif lr is not None:                          # it would be ignored: the optimizer has its own

@@ -274,7 +274,10 @@ def test_fit_refuses_an_lr_it_would_ignore():
         fit(model, x, y, optimizer=SGD(model.params(), lr=0.1), lr=0.5, progress=False)
     fit(model, x, y, optimizer=SGD(model.params(), lr=0.1), progress=False)    # its own rate: fine
     a, b = (Sequential.from_spec(["flatten", ("dense", 3)], input_shape=(4,), seed=0) for _ in range(2))
+    before = {k: p.copy() for k, p in a.params().items()}
     fit(a, x, y, progress=False)
+    # it trained, so that the comparison below means something
+    assert not all(np.array_equal(before[k], a.params()[k]) for k in before)
     fit(b, x, y, optimizer=Adam(b.params(), lr=1e-3), progress=False)       # the default is Adam, lr 1e-3
     assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
 
